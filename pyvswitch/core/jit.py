@@ -8,17 +8,77 @@ compiler, and the fallback when numba is unavailable.
 
 Kernels must be defined at module level: a kernel built inside a factory
 function never hits numba's on-disk cache (datapath-feasibility.md, sec. 1).
+
+Cache and other files: numba's cache key covers only the kernel's own source
+file, so a kernel that calls a kernel of another module (the PMD loop calls
+parse, emc, execute and every port type) would keep running stale code after
+that module changed. `kernel` therefore adds to the cache key a stamp of every
+pyvswitch source file the kernel reaches through its globals (transitively).
 """
 
 import os
+import sys
+import types as _pytypes
 
 JIT = os.environ.get("PVS_JIT", "1") != "0"
 
+
+def _dep_files(fn, seen_fns, files):
+    """Source files of pyvswitch functions/modules reachable from fn's globals."""
+    fn = getattr(fn, "py_func", fn)
+    if id(fn) in seen_fns or not hasattr(fn, "__code__"):
+        return
+    seen_fns.add(id(fn))
+    files.add(fn.__code__.co_filename)
+    names = set(fn.__code__.co_names)
+    g = fn.__globals__
+    for name in names:
+        obj = g.get(name)
+        if obj is None:
+            continue
+        if isinstance(obj, _pytypes.ModuleType):
+            if obj.__name__.startswith("pyvswitch") and getattr(obj, "__file__", None):
+                files.add(obj.__file__)
+                for attr in names:
+                    sub = getattr(obj, attr, None)
+                    if sub is not None and getattr(sub, "__module__", "").startswith("pyvswitch"):
+                        _dep_files(sub, seen_fns, files)
+            continue
+        mod = getattr(obj, "__module__", None) or ""
+        if mod.startswith("pyvswitch"):
+            if callable(obj):
+                _dep_files(obj, seen_fns, files)
+            m = sys.modules.get(mod)
+            if m is not None and getattr(m, "__file__", None):
+                files.add(m.__file__)
+
+
+def deps_stamp(fn):
+    """(path, mtime_ns, size) of every pyvswitch file fn depends on."""
+    files = set()
+    _dep_files(fn, set(), files)
+    out = []
+    for f in sorted(files):
+        try:
+            st = os.stat(f)
+            out.append((f, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((f, 0, 0))
+    return tuple(out)
+
+
 if JIT:
     import numba
+    from numba.core.caching import FunctionCache
+
+    class _DepsCache(FunctionCache):
+        def _index_key(self, sig, codegen):
+            return super()._index_key(sig, codegen) + (deps_stamp(self._py_func),)
 
     def kernel(fn):
-        return numba.njit(nogil=True, cache=True)(fn)
+        disp = numba.njit(nogil=True, cache=True)(fn)
+        disp._cache = _DepsCache(disp.py_func)
+        return disp
 else:
     def kernel(fn):
         return fn
