@@ -1,0 +1,101 @@
+"""Translate between the database and the reconciler's state dicts.
+
+`desired_state(snapshot)` reads what the user configured; `running_state`
+describes what the daemon has applied (same shape, see reconcile.py);
+`iface_status` builds the daemon's write-back of Interface columns (ofport,
+error, link_state, admin_state, mac_in_use, mtu, statistics) as Open vSwitch
+fills them. Pure functions over plain data, main thread only.
+"""
+
+from pyvswitch.datapath.layout import get_field
+
+STAT_KEYS = ("rx_packets", "rx_bytes", "rx_dropped", "rx_errors",
+             "tx_packets", "tx_bytes", "tx_dropped", "tx_errors")
+
+
+def desired_state(snap):
+    _, root = snap.root()
+    t = snap.tables
+    bridges = {}
+    for bu in root["bridges"]:
+        b = t["Bridge"].get(bu)
+        if b is None:
+            continue
+        ports = {}
+        for pu in b["ports"]:
+            p = t["Port"].get(pu)
+            if p is None:
+                continue
+            ifaces = {}
+            for iu in p["interfaces"]:
+                i = t["Interface"].get(iu)
+                if i is not None:
+                    ifaces[i["name"]] = iface_config(i)
+            ports[p["name"]] = {"tag": p["tag"], "trunks": list(p["trunks"]),
+                                "vlan_mode": p["vlan_mode"],
+                                "other_config": dict(p["other_config"]), "interfaces": ifaces}
+        bridges[b["name"]] = {"datapath_type": b["datapath_type"], "fail_mode": b["fail_mode"],
+                              "other_config": dict(b["other_config"]), "ports": ports}
+    return {"other_config": dict(root["other_config"]), "bridges": bridges}
+
+
+def iface_config(row):
+    return {"type": row["type"], "options": dict(row["options"]),
+            "ofport_request": row["ofport_request"], "mtu_request": row["mtu_request"]}
+
+
+def next_cfg(snap):
+    return snap.next_cfg
+
+
+def running_state(bridges, other_config):
+    out = {}
+    for name, br in bridges.items():
+        ports = {}
+        for pname, pcfg in br.ports.items():
+            ifaces = {}
+            for iface in br.ifaces.values():
+                if iface.port_name == pname:
+                    cfg = {k: iface.config.get(k) for k in ("type", "options", "ofport_request", "mtu_request")}
+                    if iface.port is None:
+                        cfg["failed"] = True
+                    ifaces[iface.name] = cfg
+            ports[pname] = dict(pcfg, interfaces=ifaces)
+        out[name] = dict(br.config, ports=ports)
+    return {"other_config": dict(other_config), "bridges": out}
+
+
+def iface_status(snap, bridges, port_stats):
+    """{"Interface": {uuid: columns}} for every interface the daemon knows.
+
+    port_stats(dp_port) -> {stat: int} from the datapath."""
+    by_name = {}
+    for br in bridges.values():
+        by_name.update(br.ifaces)
+    rows = {}
+    for u, row in snap.tables["Interface"].items():
+        iface = by_name.get(row["name"])
+        if iface is None:
+            continue
+        rows[u] = _iface_columns(iface, port_stats)
+    return {"Interface": rows}
+
+
+def _iface_columns(iface, port_stats):
+    port = iface.port
+    if port is None:
+        return {"ofport": -1, "error": iface.error or None, "link_state": None,
+                "admin_state": None, "statistics": {}}
+    stats = port_stats(iface.dp_port)
+    up = bool(port.link_up())
+    cols = {"ofport": iface.ofport, "error": iface.error or None,
+            "link_state": "up" if up else "down", "admin_state": "up",
+            "mtu": int(port.mtu),
+            "statistics": {k: int(stats.get(k, 0)) for k in STAT_KEYS}}
+    if port.mac:
+        cols["mac_in_use"] = ":".join(f"{b:02x}" for b in port.mac)
+    return cols
+
+
+def key_in_port(key):
+    return get_field(key, "in_port")
