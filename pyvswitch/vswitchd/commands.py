@@ -1,0 +1,99 @@
+"""The daemon's appctl commands (and the RPCs behind pvs-ofctl and pvs-vsctl).
+
+Each handler takes the list of string arguments and returns text; errors are
+raised as CommandError with the message the CLI prints. Handlers run on the
+main thread and take the switch lock when they touch ofproto.
+"""
+
+from pyvswitch.core import vlog
+from pyvswitch.openflow.text import FlowParseError
+from pyvswitch.vswitchd import ofctl_cmds
+from pyvswitch.vswitchd.unixctl import CommandError, Deferred
+
+VERSION = "pvs-vswitchd (pyvswitch) 0.1.0"
+
+
+def register_all(sw):
+    reg = sw.unixctl.register
+    reg("exit", "", 0, 0, lambda a: _exit(sw))
+    reg("version", "", 0, 0, lambda a: VERSION + "\n")
+    reg("vlog/set", "{spec | PATTERN:destination:pattern}", 0, 8, _vlog_set)
+    reg("vlog/list", "", 0, 0, lambda a: vlog.list_levels())
+    reg("fdb/show", "bridge", 1, 1, lambda a: _fdb_show(sw, a[0]))
+    reg("fdb/flush", "[bridge]", 0, 1, lambda a: _fdb_flush(sw, a))
+    reg("dpif-netdev/pmd-stats-show", "[-pmd core] [dp]", 0, 3, lambda a: sw.dpif.pmd_stats_show())
+    reg("dpif-netdev/pmd-stats-clear", "[-pmd core] [dp]", 0, 3, lambda a: _clear(sw))
+    reg("dpif-netdev/pmd-rxq-show", "[-pmd core] [dp]", 0, 3, lambda a: sw.dpif.rxq_show())
+    reg("dpctl/dump-flows", "[dp] [filter=...]", 0, 2, lambda a: sw.dpif.flow_dump_text())
+    reg("dpctl/del-flows", "[dp]", 0, 1, lambda a: _del_flows(sw))
+    reg("ofproto/trace", "bridge flow", 2, 2, lambda a: _trace(sw, a[0], a[1]))
+    reg("vsctl/apply", "next_cfg", 1, 1, lambda a: _vsctl_apply(sw, a[0]), hidden=True)
+    ofctl_cmds.register(sw, reg)
+
+
+def _exit(sw):
+    sw.request_exit()
+    return ""
+
+
+def _vlog_set(args):
+    try:
+        for spec in args or ["info"]:
+            vlog.set_levels(spec)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    return ""
+
+
+def bridge_or_error(sw, name):
+    br = sw.bridges.get(name)
+    if br is None:
+        raise CommandError(f"no such bridge \"{name}\"" if name else "no bridge given")
+    return br
+
+
+def _fdb_show(sw, name):
+    with sw.lock:
+        return bridge_or_error(sw, name).ofproto.fdb_show(sw.clock.now())
+
+
+def _fdb_flush(sw, args):
+    with sw.lock:
+        targets = [bridge_or_error(sw, args[0])] if args else list(sw.bridges.values())
+        for br in targets:
+            br.ofproto.fdb_flush()
+    sw.dpif.flow_flush()
+    return "table successfully flushed\n"
+
+
+def _clear(sw):
+    sw.dpif.pmd_stats_clear()
+    return ""
+
+
+def _del_flows(sw):
+    sw.dpif.flow_flush()
+    return ""
+
+
+def _trace(sw, bridge, flow):
+    with sw.lock:
+        br = bridge_or_error(sw, bridge)
+        try:
+            return br.ofproto.trace(flow, sw.clock.now())
+        except FlowParseError as e:
+            raise CommandError(str(e)) from None
+
+
+def _vsctl_apply(sw, cfg):
+    """Answer when the daemon has applied the database up to next_cfg=cfg."""
+    try:
+        cfg = int(cfg)
+    except ValueError:
+        raise CommandError("vsctl/apply: next_cfg must be an integer") from None
+    if cfg <= sw.cur_cfg:
+        return sw.cur_cfg
+    d = Deferred()
+    sw.waiters.append((cfg, d))
+    sw.wake()
+    return d
