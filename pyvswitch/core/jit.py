@@ -80,6 +80,11 @@ if JIT:
         disp._cache = _DepsCache(disp.py_func)
         return disp
 else:
+    import numpy as _np
+    # Interpreted kernels do uint64 arithmetic on numpy scalars, which wraps
+    # like the compiled code but warns on every overflow: silence that.
+    _np.seterr(over="ignore")
+
     def kernel(fn):
         return fn
 

@@ -1,0 +1,74 @@
+"""hash: 64-bit hashes of flow keys, for the EMC and the dpcls hash table.
+
+    hash_key(key)                  all KEY_WORDS words (the EMC's hash)
+    hash_masked(key, mask, seed)   words where mask != 0, each ANDed with the
+                                   mask; seed separates subtables
+
+Per word: h = (h ^ w) * M1, h ^= h >> 29; then a splitmix64-style finaliser.
+All arithmetic is uint64 with np.uint64 constants (an int64 operand would turn
+the expression signed: datapath-feasibility.md, pitfall 3). The twins below do
+the same with Python ints masked to 64 bits.
+"""
+
+import numpy as np
+
+from pyvswitch.core.jit import kernel
+from pyvswitch.datapath.layout import KEY_WORDS
+
+M1 = np.uint64(0x9E3779B97F4A7C15)
+M2 = np.uint64(0xBF58476D1CE4E5B9)
+M3 = np.uint64(0x94D049BB133111EB)
+S29 = np.uint64(29)
+S30 = np.uint64(30)
+S27 = np.uint64(27)
+S31 = np.uint64(31)
+MASK64 = (1 << 64) - 1
+
+
+@kernel
+def _final(h):
+    h = (h ^ (h >> S30)) * M2
+    h = (h ^ (h >> S27)) * M3
+    return h ^ (h >> S31)
+
+
+@kernel
+def hash_key(key):
+    h = M1
+    for w in range(KEY_WORDS):
+        h = (h ^ key[w]) * M1
+        h = h ^ (h >> S29)
+    return _final(h)
+
+
+@kernel
+def hash_masked(key, mask, seed):
+    h = M1 ^ np.uint64(seed)
+    for w in range(KEY_WORDS):
+        m = mask[w]
+        if m != np.uint64(0):
+            h = (h ^ (key[w] & m)) * M1
+            h = h ^ (h >> S29)
+    return _final(h)
+
+
+def _final_ref(h):
+    h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & MASK64
+    return h ^ (h >> 31)
+
+
+def _words_ref(h, words):
+    for w in words:
+        h = ((h ^ w) * 0x9E3779B97F4A7C15) & MASK64
+        h ^= h >> 29
+    return h
+
+
+def hash_key_ref(key):
+    return _final_ref(_words_ref(0x9E3779B97F4A7C15, [int(w) for w in key]))
+
+
+def hash_masked_ref(key, mask, seed):
+    words = [int(k) & int(m) for k, m in zip(key, mask) if int(m)]
+    return _final_ref(_words_ref(0x9E3779B97F4A7C15 ^ seed, words))
