@@ -125,7 +125,7 @@ class Transaction:
     def update(self, table, u, values):
         if u not in self.tables[table]:
             raise StoreError(f"no row {u} in table {table}")
-        self._apply(table, u, values, inserting=False)
+        self._apply(table, u, values, inserting=u not in self._orig[table])
 
     def delete(self, table, u):
         if self.tables[table].pop(u, None) is None:
