@@ -1,0 +1,382 @@
+"""ovs-ofctl flow syntax: parse and format flow mods, actions and dump-flows.
+
+What: `parse_flow(text, command)` turns `in_port=1,dl_vlan=10,priority=100,
+actions=output:2` into a FlowMod; `format_flow` prints a FlowMod canonically
+(format(parse(s)) is canonical and parse(format(fm)) == fm); `format_flow_stats`
+prints one dump-flows line in ovs-ofctl's layout.
+
+How it grows: keywords of the flow (table, priority, cookie, ...) are handled
+in `_parse_keyword`; match fields come from the field table (fields.py);
+actions come from ACTION_PARSERS, one small function per action taking
+(argument text, context). New actions = one function + one table row.
+
+Errors: anything wrong raises FlowParseError with ovs-ofctl's wording where
+there is one ("unknown keyword x", "must specify an action", "unknown action
+x", ...); no other exception type escapes for any input string.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+from pyvswitch.openflow import actions as A
+from pyvswitch.openflow import fields as F
+from pyvswitch.openflow.fields import FlowParseError
+from pyvswitch.openflow.match import (OFP_DEFAULT_PRIORITY, SHORTHANDS, Match,
+                                      format_match)
+
+COMMANDS = ("add", "modify", "modify_strict", "delete", "delete_strict", "dump")
+_ACTIONS_RE = re.compile(r"(?:^|[\s,])actions?\s*=")
+_DELIMS = "=:(, \t\r\n"
+_IGNORED = {"duration", "n_packets", "n_bytes", "idle_age", "hard_age"}
+FLAG_WORDS = ("send_flow_rem", "check_overlap", "reset_counts",
+              "no_packet_counts", "no_byte_counts")
+
+
+@dataclass(frozen=True)
+class FlowMod:
+    command: str = "add"
+    match: Match = field(default_factory=Match)
+    priority: int = OFP_DEFAULT_PRIORITY
+    actions: tuple = ()
+    table: int | None = None       # None: table 0 for add, all tables otherwise
+    cookie: int | None = None      # None: not given
+    cookie_mask: int = 0
+    idle_timeout: int = 0
+    hard_timeout: int = 0
+    out_port: int | None = None
+    importance: int = 0
+    flags: frozenset = frozenset()
+
+
+# --- tokens ---------------------------------------------------------------------
+def tokens(text):
+    """Yield (key, value) from `k=v`, `k:v`, `k(v)` or bare `k` items separated
+    by commas or white space; parentheses nest."""
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i] in ", \t\r\n":
+            i += 1
+        if i >= n:
+            return
+        start = i
+        while i < n and text[i] not in _DELIMS and text[i] != ")":
+            i += 1
+        key = text[start:i]
+        if not key:
+            raise FlowParseError(f'syntax error at "{text[start:start + 20]}"')
+        if i < n and text[i] == "(":
+            close = _matching_paren(text, i)
+            yield key, text[i + 1:close]
+            i = close + 1
+        elif i < n and text[i] in "=:":
+            start = i = i + 1
+            depth = 0
+            while i < n and (depth or text[i] not in ", \t\r\n"):
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                if depth < 0:
+                    raise FlowParseError(f'unbalanced parentheses in "{text}"')
+                i += 1
+            if depth:
+                raise FlowParseError(f'unbalanced parentheses in "{text}"')
+            yield key, text[start:i]
+        else:
+            yield key, None
+
+
+def _matching_paren(text, i):
+    depth = 0
+    for j in range(i, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[j], 0)
+        if depth == 0:
+            return j
+    raise FlowParseError(f'unbalanced parentheses in "{text}"')
+
+
+# --- flows ------------------------------------------------------------------------
+def parse_flow(text, command="add", resolver=None):
+    """Parse ovs-ofctl flow text for `command` (add, modify, modify_strict,
+    delete, delete_strict, dump). `resolver(name) -> ofport or None` resolves
+    port names. Returns a FlowMod; raises FlowParseError."""
+    if command not in COMMANDS:
+        raise FlowParseError(f"unknown flow command {command}")
+    if not isinstance(text, str):
+        raise FlowParseError("flow text must be a string")
+    has_actions = command in ("add", "modify", "modify_strict")
+    act_text = None
+    if has_actions:
+        m = _ACTIONS_RE.search(text)
+        if not m:
+            raise FlowParseError("must specify an action")
+        text, act_text = text[:m.start()], text[m.end():]
+    st = {"command": command, "match": Match(), "flags": set()}
+    for key, value in tokens(text):
+        _parse_keyword(st, key, value, resolver)
+    st["match"].check_prereqs()
+    st["flags"] = frozenset(st["flags"])
+    if command == "add":
+        st.setdefault("table", 0)
+        st["cookie"] = st.get("cookie") or 0
+    if has_actions:
+        st["actions"] = parse_actions(act_text, resolver)
+    return FlowMod(**st)
+
+
+def _parse_keyword(st, key, value, resolver):
+    cmd = st["command"]
+    lkey = key.lower()
+    if key in SHORTHANDS and value is None:
+        st["match"].set_shorthand(key)
+    elif F.lookup(key) is not None:
+        fld = F.lookup(key)
+        v, m = F.parse_value(fld, value or "", resolver)
+        st["match"]._set(fld.name, v, m if m is not None else 0)
+    elif lkey in FLAG_WORDS and cmd in ("add", "modify", "modify_strict"):
+        st["flags"].add(lkey)
+    elif value is None:
+        raise FlowParseError(f"field {key} missing value" if key in _KEYWORDS
+                             else f"unknown keyword {key}")
+    elif lkey in _IGNORED:
+        pass
+    elif lkey in _KEYWORDS and cmd in _KEYWORDS[lkey][0]:
+        _KEYWORDS[lkey][1](st, value, resolver)
+    else:
+        raise FlowParseError(f"unknown keyword {key}")
+
+
+def _kw_table(st, value, resolver):
+    t = F.parse_int(value, 8, "table")
+    if t == 255 and st["command"] == "add":
+        raise FlowParseError("table=255 is not valid for adding a flow "
+                             "(OFPFMFC_BAD_TABLE_ID)")
+    st["table"] = None if t == 255 else t
+
+
+def _kw_u16(name):
+    def parse(st, value, resolver):
+        st[name] = F.parse_int(value, 16, name)
+    return parse
+
+
+def _kw_cookie(st, value, resolver):
+    val, slash, mask = value.partition("/")
+    cmd = st["command"]
+    if slash:
+        if cmd == "add":
+            raise FlowParseError("flow additions cannot use a cookie mask")
+        st["cookie_mask"] = F.parse_int(mask, 64, "cookie")
+    elif cmd not in ("add", "modify", "modify_strict"):
+        raise FlowParseError("cannot set cookie")
+    st["cookie"] = F.parse_int(val, 64, "cookie")
+    if slash:
+        st["cookie"] &= st["cookie_mask"]
+
+
+def _kw_out_port(st, value, resolver):
+    st["out_port"] = F.parse_port(value, resolver, "out_port")
+
+
+_ALL = COMMANDS
+_ADD_MOD = ("add", "modify", "modify_strict")
+_KEYWORDS = {
+    "table": (_ALL, _kw_table),
+    "priority": (("add", "modify", "modify_strict", "delete_strict"),
+                 _kw_u16("priority")),
+    "idle_timeout": (_ADD_MOD, _kw_u16("idle_timeout")),
+    "hard_timeout": (_ADD_MOD, _kw_u16("hard_timeout")),
+    "importance": (("add",), _kw_u16("importance")),
+    "cookie": (_ALL, _kw_cookie),
+    "out_port": (("delete", "delete_strict", "dump"), _kw_out_port),
+}
+
+
+def format_flow(fm, namer=None):
+    """Canonical ovs-ofctl text for a FlowMod (parse_flow's inverse)."""
+    parts = []
+    add = fm.command == "add"
+    if fm.table is not None and not (add and fm.table == 0):
+        parts.append(f"table={fm.table}")
+    if fm.cookie is not None and not (add and fm.cookie == 0):
+        mask = f"/{fm.cookie_mask:#x}" if fm.cookie_mask else ""
+        parts.append(f"cookie={fm.cookie:#x}{mask}")
+    for name in ("idle_timeout", "hard_timeout", "importance"):
+        if getattr(fm, name):
+            parts.append(f"{name}={getattr(fm, name)}")
+    parts.extend(w for w in FLAG_WORDS if w in fm.flags)
+    if fm.out_port is not None:
+        parts.append(f"out_port={F.format_port(fm.out_port, namer)}")
+    match = format_match(fm.match, fm.priority, namer)
+    if match:
+        parts.append(match)
+    if fm.command in _ADD_MOD:
+        parts.append("actions=" + A.format_actions(fm.actions, namer))
+    return ",".join(parts)
+
+
+def format_duration(seconds):
+    ms = int(seconds * 1000)
+    sec, ms = divmod(max(ms, 0), 1000)
+    return f"{sec}.{ms:03d}s" if ms else f"{sec}s"
+
+
+def format_flow_stats(*, match, priority, actions, table=0, cookie=0,
+                      duration=0.0, n_packets=0, n_bytes=0, idle_timeout=0,
+                      hard_timeout=0, idle_age=None, hard_age=None,
+                      importance=0, flags=(), namer=None):
+    """One `ovs-ofctl dump-flows` line (with its leading space)."""
+    s = (f" cookie={cookie:#x}, duration={format_duration(duration)}, "
+         f"table={table}, n_packets={n_packets}, n_bytes={n_bytes}, ")
+    if idle_timeout:
+        s += f"idle_timeout={idle_timeout}, "
+    if hard_timeout:
+        s += f"hard_timeout={hard_timeout}, "
+    s += "".join(f"{w}, " for w in FLAG_WORDS if w in flags)
+    if importance:
+        s += f"importance={importance}, "
+    if idle_age is not None:
+        s += f"idle_age={int(idle_age)}, "
+    if hard_age is not None and int(hard_age) != int(duration):
+        s += f"hard_age={int(hard_age)}, "
+    m = format_match(match, priority, namer)
+    return s + (m + " " if m else "") + "actions=" + A.format_actions(actions, namer)
+
+
+# --- actions ----------------------------------------------------------------------
+def parse_actions(text, resolver=None):
+    """Parse an action list ("output:2,mod_vlan_vid:10", "drop", "") -> tuple."""
+    out, drop = [], False
+    ctx = {"resolver": resolver}
+    for key, value in tokens(text or ""):
+        if out and isinstance(out[-1], A.GotoTable):
+            raise FlowParseError("goto_table must be the last action")
+        name = key.lower()
+        if name == "drop":
+            drop = True
+            continue
+        parser = ACTION_PARSERS.get(name)
+        if parser is not None:
+            out.append(parser(value, ctx))
+        elif value is None:
+            out.append(A.Output(_bare_port(key, ctx)))
+        else:
+            raise FlowParseError(f"unknown action {key}")
+    if drop and out:
+        raise FlowParseError('"drop" must not be accompanied by any other '
+                             "action or instruction")
+    return tuple(out)
+
+
+def _out_port(text, ctx):
+    port = F.parse_port(text, ctx["resolver"], "output")
+    if port in (F.OFPP_NONE,):
+        raise FlowParseError(f"{text}: output to port NONE is not allowed")
+    return port
+
+
+def _bare_port(text, ctx):
+    """A bare word in an action list is an output port (number or name)."""
+    try:
+        return _out_port(text, ctx)
+    except FlowParseError:
+        raise FlowParseError(f"unknown action {text}") from None
+
+
+def _no_arg(name, make):
+    def parse(value, ctx):
+        if value:
+            raise FlowParseError(f"{name} does not take an argument")
+        return make()
+    return parse
+
+
+def _p_output(value, ctx):
+    if not value:
+        raise FlowParseError("output: missing port")
+    port = _out_port(value, ctx)
+    return A.Controller() if port == F.OFPP_CONTROLLER else A.Output(port)
+
+
+def _p_controller(value, ctx):
+    if not value:
+        return A.Controller()
+    for key, v in tokens(value):
+        if v is None:
+            return A.Controller(F.parse_int(key, 16, "controller"))
+        if key != "max_len":
+            raise FlowParseError(f"{key}: unknown controller option")
+        return A.Controller(F.parse_int(v, 16, "max_len"))
+    return A.Controller()
+
+
+def _p_vlan_vid(push):
+    def parse(value, ctx):
+        vid = F.parse_int(value or "", 16, "mod_vlan_vid")
+        if vid > 0xFFF:
+            raise FlowParseError(f"{value}: not a valid VLAN VID")
+        return A.SetVlanVid(vid, push)
+    return parse
+
+
+def _p_vlan_pcp(push):
+    def parse(value, ctx):
+        pcp = F.parse_int(value or "", 8, "mod_vlan_pcp")
+        if pcp > 7:
+            raise FlowParseError(f"{value}: not a valid VLAN PCP")
+        return A.SetVlanPcp(pcp, push)
+    return parse
+
+
+def _p_push_vlan(value, ctx):
+    tpid = F.parse_int(value or "", 16, "push_vlan")
+    if tpid not in (0x8100, 0x88A8):
+        raise FlowParseError(f"{value}: not a valid VLAN ethertype")
+    return A.PushVlan(tpid)
+
+
+def _table_arg(text):
+    t = F.parse_int(text, 8, "table")
+    if t == 255:
+        raise FlowParseError(f"{text}: invalid table")
+    return t
+
+
+def _p_resubmit(value, ctx):
+    if value is None or value == "":
+        raise FlowParseError("resubmit: missing argument")
+    if "," not in value:
+        return A.Resubmit(F.parse_port(value, ctx["resolver"], "resubmit"), 255)
+    port_text, _, rest = value.partition(",")
+    table_text, _, extra = rest.partition(",")
+    if extra:
+        raise FlowParseError(f"resubmit: unsupported option \"{extra}\"")
+    port_text, table_text = port_text.strip(), table_text.strip()
+    if not port_text and not table_text:
+        raise FlowParseError("at least one \"in_port\" or \"table\" must be "
+                             "specified on resubmit")
+    port = (F.parse_port(port_text, ctx["resolver"], "resubmit")
+            if port_text else F.OFPP_IN_PORT)
+    table = _table_arg(table_text) if table_text else 255
+    return A.Resubmit(port, table)
+
+
+def _p_goto_table(value, ctx):
+    return A.GotoTable(_table_arg(value or ""))
+
+
+ACTION_PARSERS = {
+    "output": _p_output,
+    "controller": _p_controller,
+    "normal": _no_arg("normal", lambda: A.Output(F.OFPP_NORMAL)),
+    "flood": _no_arg("flood", lambda: A.Output(F.OFPP_FLOOD)),
+    "all": _no_arg("all", lambda: A.Output(F.OFPP_ALL)),
+    "local": _no_arg("local", lambda: A.Output(F.OFPP_LOCAL)),
+    "in_port": _no_arg("in_port", lambda: A.Output(F.OFPP_IN_PORT)),
+    "mod_vlan_vid": _p_vlan_vid(True),
+    "set_vlan_vid": _p_vlan_vid(False),
+    "mod_vlan_pcp": _p_vlan_pcp(True),
+    "set_vlan_pcp": _p_vlan_pcp(False),
+    "strip_vlan": _no_arg("strip_vlan", lambda: A.StripVlan(False)),
+    "pop_vlan": _no_arg("pop_vlan", lambda: A.StripVlan(True)),
+    "push_vlan": _p_push_vlan,
+    "resubmit": _p_resubmit,
+    "goto_table": _p_goto_table,
+}
