@@ -48,14 +48,14 @@ class Match:
         mask = full if mask is None else mask
         if value < 0 or value >> field.bits or mask < 0 or mask >> field.bits:
             raise FlowParseError(f"{name}: value does not fit in {field.bits} bits")
+        if mask == 0:
+            self._fields.pop(field.name, None)
+            self._km = None
+            return
         if mask != full and not field.maskable:
             raise FlowParseError(f"{name}: field does not support masking")
         F.check_field_value(field, value)
-        value &= mask
-        if mask:
-            self._fields[field.name] = (value, mask)
-        else:
-            self._fields.pop(field.name, None)
+        self._fields[field.name] = (value & mask, mask)
         self._km = None
 
     def with_field(self, name, value, mask=None):
