@@ -213,6 +213,8 @@ def parse_value(coltype, text, symtab=None, name="value"):
     """Parse text as a complete value of coltype (validated, normalised)."""
     if not isinstance(text, str):
         raise DatumError("value must be a string")
+    if not (coltype.is_set or coltype.is_map) and not text.strip():
+        parse_atom(coltype.key, "")        # raises the atom type's own message
     loose = parse_loose(coltype, text, symtab)
     if coltype.is_set or coltype.is_map:
         value = loose
