@@ -121,12 +121,13 @@ FIND_OPS = ("{!=}", "{<=}", "{>=}", "{=}", "{<}", "{>}", "!=", "<=", ">=", "=", 
 
 
 def _find_cond(table, arg):
-    for op in FIND_OPS:
-        i = arg.find(op)
-        if i > 0:
-            col, key, _ = split_setting(table, arg[:i], need_value=False)
-            return col, key, op, arg[i + len(op):]
-    raise VsctlError(f'{arg}: missing operator in condition (use COLUMN=VALUE)')
+    """'col[:key]OPvalue' -> (Column, key, op, value text); leftmost operator wins."""
+    hits = [(arg.find(op), -len(op), op) for op in FIND_OPS if arg.find(op) > 0]
+    if not hits:
+        raise VsctlError(f'{arg}: missing operator in condition (use COLUMN=VALUE)')
+    i, _, op = min(hits)
+    col, key, _ = split_setting(table, arg[:i], need_value=False)
+    return col, key, op, arg[i + len(op):]
 
 
 def _cond_true(ctx, row, u, col, key, op, text):
