@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 from pyvswitch.db import datum
 from pyvswitch.db.datum import DatumError, format_value, parse_value
-from pyvswitch.db.schema import TABLES, Atom, Type, setof, mapof, optional, scalar, STR, INT, BOOL
+from pyvswitch.db.schema import TABLES, setof, mapof, optional, scalar, STR, INT, BOOL
 
 
 def ctype(table, name):
