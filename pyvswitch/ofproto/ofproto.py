@@ -29,7 +29,7 @@ _UNSET = object()
 
 class OfprotoError(ValueError):
     def __init__(self, message, code=None):
-        super().__init__(message)
+        super().__init__(f"{message} ({code})" if code else message)
         self.code = code
 
 

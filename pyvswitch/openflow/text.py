@@ -163,7 +163,8 @@ def _kw_cookie(st, value, resolver):
     if slash:
         if cmd == "add":
             raise FlowParseError("flow additions cannot use a cookie mask")
-        st["cookie_mask"] = F.parse_int(mask, 64, "cookie")
+        st["cookie_mask"] = ((1 << 64) - 1 if mask == "-1"
+                             else F.parse_int(mask, 64, "cookie"))
     elif cmd not in ("add", "modify", "modify_strict"):
         raise FlowParseError("cannot set cookie")
     st["cookie"] = F.parse_int(val, 64, "cookie")
