@@ -38,7 +38,6 @@ tx_flush run on the PMD that owns the io row (or in tests).
 """
 
 import mmap
-import os
 import socket
 import struct
 
@@ -339,6 +338,7 @@ class _Ring:
                              mmap.PROT_READ | mmap.PROT_WRITE)
         self.mem = np.frombuffer(self.map, dtype=np.uint8)
         self.row = row
+        self.drops = 0          # PACKET_STATISTICS tp_drops, accumulated
         row[pio.IO_FD] = sock.fileno()
         cols = (pio.IO_TX_OFF, pio.IO_TX_NFRAMES, pio.IO_TX_FRAME_SIZE) if tx else \
             (pio.IO_RX_OFF, pio.IO_RX_NFRAMES, pio.IO_RX_FRAME_SIZE)
@@ -497,7 +497,7 @@ class AfPacketPort(Port):
         total = 0
         for ring in self._rx:
             _, drops = struct.unpack("II", ring.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
-            ring.drops = getattr(ring, "drops", 0) + drops   # reading resets the kernel's
+            ring.drops += drops             # reading resets the kernel's count
             total += ring.drops
         return total
 
