@@ -13,7 +13,8 @@ difference between what the packet has and what the output needs (no push
 followed by pop).
 
 Mask: a layout.py key mask with exactly the examined bits: every subtable the
-classifier probed, in_port whenever an output depends on the input port,
+classifier probed, in_port always (it is mapped to the ofport; as in OVS,
+megaflows always match in_port exactly),
 what NORMAL looks at (in_port, vlan_tci VID+CFI, dl_src, dl_dst; PCP too when
 it re-tags a tagged frame), all of vlan_tci when an OpenFlow VLAN action
 runs. in_port is exact whenever any of its bits was examined (the key holds
@@ -61,7 +62,9 @@ class _Ctx:
         self.depth = self.resubmits = self.controller = 0
         self.table_id = 0
         self.error = None
-        self.in_tci = self.dp_tci = get(flow, "vlan_tci")
+        tci = get(flow, "vlan_tci")
+        self.in_tci = self.dp_tci = tci if tci & CFI else 0   # no tag, no PCP
+        put(flow, "vlan_tci", self.in_tci)
 
     def note(self, text, extra=0):
         if self.trace is not None:
@@ -93,9 +96,9 @@ def to_words(key):
 def xlate(ofp, key, now, learn=True, set_vlan=False, trace=False):
     flow = to_words(key)
     ctx = _Ctx(ofp, flow, now, learn, set_vlan, trace)
+    ctx.examine("in_port")          # mapping dp_port -> ofport reads it
     port = ofp.port_by_dp(get(flow, "in_port"))
     if port is None:
-        ctx.examine("in_port")
         ctx.error = "no OpenFlow port for datapath port"
         ctx.note("drop (" + ctx.error + ")")
     else:
