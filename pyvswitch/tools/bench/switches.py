@@ -1,0 +1,276 @@
+"""The switches under test. Each one bridges pvbv1r and pvbv2r.
+
+`setup(cleanup)` registers every undo step on the cleanup stack before doing
+it; the caller unwinds the stack after the switch's block of measurements.
+`bench_pids()` are processes whose CPU belongs to the benchmark (not foreign),
+`switch_pids()` those whose utime+stime is the switch's CPU per packet.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+
+from . import system
+from .system import BRIDGE, V1R, V2R, log, run
+
+OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+
+
+def _cpu_mask(cpu):
+    return hex(1 << cpu)
+
+
+class Switch:
+    name = "?"
+    layout = ""
+
+    def __init__(self, opts, rawdir, state):
+        self.opts = opts          # switch_cpu, main_cpu, flows ("ports" | "normal")
+        self.rawdir = rawdir
+        self.state = state
+
+    def bench_pids(self):
+        return []
+
+    def switch_pids(self):
+        return []
+
+    def pmd_clear(self):
+        pass
+
+    def pmd_show(self):
+        return None
+
+    def describe(self):
+        """Text for the raw directory after set-up (configuration, affinity)."""
+        return ""
+
+    def _flows(self, ofctl):
+        ofctl("del-flows", BRIDGE)
+        if self.opts.flows == "normal":
+            ofctl("add-flow", BRIDGE, "actions=NORMAL")
+        else:
+            ofctl("add-flow", BRIDGE, "in_port=1,actions=output:2")
+            ofctl("add-flow", BRIDGE, "in_port=2,actions=output:1")
+
+    def _daemon(self, cleanup, pidfile, expect, stop):
+        """Register the stop of a detached daemon known by its pidfile."""
+        def _stop():
+            pid = system.read_pidfile(pidfile)
+            if pid is None:
+                return
+            stop(pid)
+            system.stop_pid(pid, expect)  # no-op if the polite stop worked
+            self.state.remove(pid)
+        cleanup.push(f"stop {expect}", _stop)
+
+    def _started(self, pidfile, expect):
+        pid = system.read_pidfile(pidfile)
+        if pid is None:
+            raise RuntimeError(f"{expect} wrote no pidfile {pidfile}")
+        self.state.add(pid, expect)
+        return pid
+
+    @staticmethod
+    def _affinity_text(label, pid):
+        lines = [f"{label} pid {pid}: tid comm allowed-cpus last-cpu"]
+        for tid, comm, allowed, last in system.thread_affinity(pid):
+            lines.append(f"  {tid:>8} {comm:<18} {allowed:<6} {last}")
+        return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------- Linux bridge
+class LinuxBridge(Switch):
+    name = "linux-bridge"
+
+    @property
+    def layout(self):
+        return (f"kernel bridge; RPS on {V1R}/{V2R} (rps_cpus={_cpu_mask(self.opts.switch_cpu)[2:]}) "
+                f"moves bridge forwarding + ns2 receive (softirq) to core {self.opts.switch_cpu}")
+
+    def setup(self, cleanup):
+        cleanup.push(f"bridge {BRIDGE}", run, "ip", "link", "del", BRIDGE, check=False)
+        run("ip", "link", "add", BRIDGE, "type", "bridge")
+        run("sysctl", "-qw", f"net.ipv6.conf.{BRIDGE}.disable_ipv6=1", check=False)
+        for port in (V1R, V2R):
+            run("ip", "link", "set", port, "master", BRIDGE)
+            with open(f"/sys/class/net/{port}/queues/rx-0/rps_cpus", "w") as f:
+                f.write(_cpu_mask(self.opts.switch_cpu)[2:])
+        run("ip", "link", "set", BRIDGE, "up")
+
+    def describe(self):
+        out = run("ip", "-d", "link", "show", "master", BRIDGE, check=False).stdout
+        for port in (V1R, V2R):
+            with open(f"/sys/class/net/{port}/queues/rx-0/rps_cpus") as f:
+                out += f"{port} rps_cpus={f.read().strip()}\n"
+        return out
+
+
+# ----------------------------------------------------------------- OVS netdev / AF_PACKET
+class OvsSystem(Switch):
+    name = "ovs-system"
+
+    @property
+    def layout(self):
+        return (f"ovsdb-server on core {self.opts.main_cpu}; all of ovs-vswitchd on core "
+                f"{self.opts.switch_cpu} (`taskset`; its main thread polls the type=system "
+                f"AF_PACKET ports) + softirq of its transmissions")
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.dir = None
+        self.vswitchd_pid = None
+        self.ovsdb_pid = None
+
+    def _env(self):
+        d = self.dir
+        return {"OVS_RUNDIR": d, "OVS_LOGDIR": d, "OVS_DBDIR": d, "OVS_SYSCONFDIR": d,
+                "OVS_PKGDATADIR": "/usr/share/openvswitch"}
+
+    def vsctl(self, *args, **kw):
+        return run("ovs-vsctl", f"--db=unix:{self.dir}/db.sock", "--timeout=30", *args,
+                   env=self._env(), **kw)
+
+    def ofctl(self, *args):
+        return run("ovs-ofctl", *args, env=self._env())
+
+    def appctl(self, target, *args, **kw):
+        return run("ovs-appctl", "-t", f"{self.dir}/{target}.ctl", "--timeout=20", *args,
+                   env=self._env(), **kw)
+
+    def setup(self, cleanup):
+        self.dir = tempfile.mkdtemp(prefix="pvb-ovs-")
+        cleanup.push("ovs dir", self._save_and_remove_dir)
+        run("ovsdb-tool", "create", f"{self.dir}/conf.db", OVS_SCHEMA)
+        d = self.dir
+        self._daemon(cleanup, f"{d}/ovsdb-server.pid", "ovsdb-server",
+                     lambda pid: self.appctl("ovsdb-server", "exit", check=False))
+        run("taskset", "-c", self.opts.main_cpu, "ovsdb-server", f"{d}/conf.db",
+            f"--remote=punix:{d}/db.sock", f"--pidfile={d}/ovsdb-server.pid", "--detach",
+            f"--log-file={d}/ovsdb-server.log", f"--unixctl={d}/ovsdb-server.ctl",
+            "-vconsole:off", env=self._env())
+        self.ovsdb_pid = self._started(f"{d}/ovsdb-server.pid", "ovsdb-server")
+        self.vsctl("--no-wait", "init")
+        self.vsctl("--no-wait", "set", "Open_vSwitch", ".",
+                   f"other_config:pmd-cpu-mask={_cpu_mask(self.opts.switch_cpu)}")
+        self._daemon(cleanup, f"{d}/ovs-vswitchd.pid", "ovs-vswitchd", self._stop_vswitchd)
+        run("taskset", "-c", self.opts.switch_cpu, "ovs-vswitchd", f"unix:{d}/db.sock",
+            f"--pidfile={d}/ovs-vswitchd.pid", "--detach", f"--log-file={d}/ovs-vswitchd.log",
+            f"--unixctl={d}/ovs-vswitchd.ctl", "-vconsole:off", env=self._env())
+        self.vswitchd_pid = self._started(f"{d}/ovs-vswitchd.pid", "ovs-vswitchd")
+        self.vsctl("add-br", BRIDGE, "--", "set", "bridge", BRIDGE, "datapath_type=netdev")
+        self.vsctl("add-port", BRIDGE, V1R, "--", "set", "Interface", V1R, "ofport_request=1")
+        self.vsctl("add-port", BRIDGE, V2R, "--", "set", "Interface", V2R, "ofport_request=2")
+        self._flows(self.ofctl)
+        errs = self.vsctl("--columns=name,error", "--format=csv", "list", "Interface").stdout
+        bad = [l for l in errs.splitlines()[1:] if l.split(",", 1)[1].strip() not in ("", "[]")]
+        if bad:
+            raise RuntimeError(f"OVS interface errors: {'; '.join(bad)}")
+        time.sleep(1)
+
+    def _stop_vswitchd(self, pid):
+        self.appctl("ovs-vswitchd", "exit", "--cleanup", check=False)
+        for _ in range(50):
+            if not system.pid_alive(pid):
+                return
+            time.sleep(0.1)
+
+    def _save_and_remove_dir(self):
+        if self.dir and os.path.isdir(self.dir):
+            for name in ("ovs-vswitchd.log", "ovsdb-server.log"):
+                src = os.path.join(self.dir, name)
+                if os.path.exists(src) and self.rawdir:
+                    shutil.copy(src, os.path.join(self.rawdir, f"{self.name}-{name}"))
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def bench_pids(self):
+        return [p for p in (self.vswitchd_pid, self.ovsdb_pid) if p]
+
+    def switch_pids(self):
+        return [self.vswitchd_pid] if self.vswitchd_pid else []
+
+    def pmd_clear(self):
+        self.appctl("ovs-vswitchd", "dpif-netdev/pmd-stats-clear", check=False)
+
+    def pmd_show(self):
+        r = self.appctl("ovs-vswitchd", "dpif-netdev/pmd-stats-show", check=False)
+        return r.stdout + r.stderr
+
+    def describe(self):
+        out = self.vsctl("show", check=False).stdout
+        out += self.ofctl("dump-flows", BRIDGE).stdout
+        out += self._affinity_text("ovs-vswitchd", self.vswitchd_pid)
+        out += self._affinity_text("ovsdb-server", self.ovsdb_pid)
+        return out
+
+
+# ----------------------------------------------------------------- pyvswitch
+class PyVSwitch(Switch):
+    name = "pyvswitch"
+
+    @property
+    def layout(self):
+        return (f"pvs-vswitchd started under `taskset -c {self.opts.main_cpu}`; "
+                f"pmd-cpu-mask={_cpu_mask(self.opts.switch_cpu)} (PMD on core {self.opts.switch_cpu}, "
+                f"if the switch pins it: see pyvswitch-affinity in the raw data)")
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.dir = None
+        self.pid = None
+
+    def _env(self):
+        return {"PVS_RUNDIR": self.dir}
+
+    def ctl(self, prog, *args, **kw):
+        return run(system.tool(prog), *args, env=self._env(), **kw)
+
+    def setup(self, cleanup):
+        self.dir = tempfile.mkdtemp(prefix="pvb-pvs-")
+        cleanup.push("pvs dir", self._save_and_remove_dir)
+        pidfile = os.path.join(self.dir, "pvs-vswitchd.pid")
+        self._daemon(cleanup, pidfile, "pvs-vswitchd", lambda pid: None)
+        run("taskset", "-c", self.opts.main_cpu, system.tool("pvs-vswitchd"), "--rundir", self.dir,
+            "--detach", "--log-file", env=self._env(), timeout=120)
+        self.pid = self._started(pidfile, "pvs-vswitchd")
+        self.ctl("pvs-vsctl", "add-br", BRIDGE, "--", "set", "bridge", BRIDGE, "datapath_type=netdev")
+        self.ctl("pvs-vsctl", "set", "Open_vSwitch", ".",
+                 f"other_config:pmd-cpu-mask={_cpu_mask(self.opts.switch_cpu)}")
+        for port, ofport in ((V1R, 1), (V2R, 2)):
+            self.ctl("pvs-vsctl", "add-port", BRIDGE, port, "--", "set", "Interface", port,
+                     "type=afpacket", f"ofport_request={ofport}")
+        self._flows(lambda *a: self.ctl("pvs-ofctl", *a))
+        time.sleep(1)
+
+    def _save_and_remove_dir(self):
+        if self.dir and os.path.isdir(self.dir):
+            src = os.path.join(self.dir, "pvs-vswitchd.log")
+            if os.path.exists(src) and self.rawdir:
+                shutil.copy(src, os.path.join(self.rawdir, "pyvswitch-pvs-vswitchd.log"))
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def bench_pids(self):
+        return [self.pid] if self.pid else []
+
+    def switch_pids(self):
+        return self.bench_pids()
+
+    def pmd_clear(self):
+        self.ctl("pvs-appctl", "dpif-netdev/pmd-stats-clear", check=False)
+
+    def pmd_show(self):
+        r = self.ctl("pvs-appctl", "dpif-netdev/pmd-stats-show", check=False)
+        return r.stdout + r.stderr
+
+    def describe(self):
+        out = self.ctl("pvs-vsctl", "show", check=False)
+        text = out.stdout + out.stderr
+        fl = self.ctl("pvs-ofctl", "dump-flows", BRIDGE, check=False)
+        text += fl.stdout + fl.stderr
+        if self.pid:
+            text += self._affinity_text("pvs-vswitchd", self.pid)
+        return text
+
+
+SWITCHES = {c.name: c for c in (PyVSwitch, LinuxBridge, OvsSystem)}
