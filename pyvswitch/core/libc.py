@@ -1,36 +1,55 @@
-"""libc calls that compiled kernels make (and Python may make too).
+"""libc calls that compiled kernels make.
 
-numba calls ctypes functions with declared argtypes in nopython mode. Pointer
-arguments are declared as c_ssize_t so a kernel can pass `arr.ctypes.data +
-offset` (an integer); on x86-64 and aarch64 the ABI passes both in the same
-register. errno is read back with `get_errno()` from Python only.
+Compiled kernels call libc through numba ExternalFunction declarations: the
+symbol is bound by name when the kernel is linked, so kernels that make
+system calls still hit numba's on-disk cache (a ctypes function pointer is a
+"dynamic global" that disables caching and costs a recompile at every start).
+With PVS_JIT=0 the same names are ctypes functions, so the kernels' Python
+bodies run unchanged. Pointer arguments are integers (`arr.ctypes.data +
+offset`); integer arguments are converted to the declared C types.
+
+Only kernels call these; Python code uses the os/socket modules.
 """
 
 import ctypes
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _fn(name, restype, *argtypes):
-    f = getattr(_libc, name)
-    f.argtypes = list(argtypes)
-    f.restype = restype
-    return f
-
-
-_I, _SZ, _SSZ = ctypes.c_int, ctypes.c_size_t, ctypes.c_ssize_t
-
-c_read = _fn("read", _SSZ, _I, _SSZ, _SZ)            # read(fd, buf, n)
-c_write = _fn("write", _SSZ, _I, _SSZ, _SZ)          # write(fd, buf, n)
-c_send = _fn("send", _SSZ, _I, _SSZ, _SZ, _I)        # send(fd, buf, n, flags)
-c_recv = _fn("recv", _SSZ, _I, _SSZ, _SZ, _I)        # recv(fd, buf, n, flags)
-c_ppoll = _fn("ppoll", _I, _SSZ, _SZ, _SSZ, _SSZ)    # ppoll(fds, nfds, timespec*, sigmask*)
-c_usleep = _fn("usleep", _I, ctypes.c_uint)
+from pyvswitch.core.jit import JIT
 
 MSG_DONTWAIT = 0x40
 POLLIN = 0x1
 EAGAIN = 11
 
+# name: (restype, argtypes) in ctypes terms; pointers are c_ssize_t
+_SIGNATURES = {
+    "read": (ctypes.c_ssize_t, (ctypes.c_int, ctypes.c_ssize_t, ctypes.c_size_t)),
+    "write": (ctypes.c_ssize_t, (ctypes.c_int, ctypes.c_ssize_t, ctypes.c_size_t)),
+    "send": (ctypes.c_ssize_t, (ctypes.c_int, ctypes.c_ssize_t, ctypes.c_size_t, ctypes.c_int)),
+    "recv": (ctypes.c_ssize_t, (ctypes.c_int, ctypes.c_ssize_t, ctypes.c_size_t, ctypes.c_int)),
+    "ppoll": (ctypes.c_int, (ctypes.c_ssize_t, ctypes.c_size_t, ctypes.c_ssize_t, ctypes.c_ssize_t)),
+    "usleep": (ctypes.c_int, (ctypes.c_uint,)),
+}
 
-def get_errno():
-    return ctypes.get_errno()
+
+def _ctypes_fn(name):
+    restype, argtypes = _SIGNATURES[name]
+    f = getattr(ctypes.CDLL(None, use_errno=True), name)
+    f.restype, f.argtypes = restype, list(argtypes)
+    return f
+
+
+def _external_fn(name):
+    from numba import types
+    conv = {ctypes.c_int: types.int32, ctypes.c_uint: types.uint32,
+            ctypes.c_ssize_t: types.intp, ctypes.c_size_t: types.uintp}
+    restype, argtypes = _SIGNATURES[name]
+    return types.ExternalFunction(name, conv[restype](*[conv[a] for a in argtypes]))
+
+
+_make = _external_fn if JIT else _ctypes_fn
+
+c_read = _make("read")
+c_write = _make("write")
+c_send = _make("send")
+c_recv = _make("recv")
+c_ppoll = _make("ppoll")
+c_usleep = _make("usleep")
