@@ -17,6 +17,7 @@ out of the flow field. Constants only: any thread may import this module.
 """
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from pyvswitch.datapath import layout
@@ -187,25 +188,24 @@ FRAG_NAMES = {v: k for k, v in FRAG_VALUES.items()}
 
 
 # --- text values -------------------------------------------------------------
+_INT_RE = re.compile(r"0[xX][0-9a-fA-F]+|[0-9]+")
+_MAC_RE = re.compile(r"[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){5}")
+
+
 def parse_int(text, bits, what):
     """Decimal or 0x-hex integer that fits in `bits`."""
-    try:
-        value = int(text, 0) if text[:2].lower() == "0x" else int(text, 10)
-    except (ValueError, TypeError):
-        raise FlowParseError(f'{what}: invalid integer "{text}"') from None
+    if not isinstance(text, str) or not _INT_RE.fullmatch(text):
+        raise FlowParseError(f'{what}: invalid integer "{text}"')
+    value = int(text, 16) if text[:2] in ("0x", "0X") else int(text, 10)
     if value < 0 or value >> bits:
         raise FlowParseError(f'{what}: value "{text}" does not fit in {bits} bits')
     return value
 
 
 def parse_mac(text, what):
-    parts = text.split(":")
-    if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
+    if not _MAC_RE.fullmatch(text):
         raise FlowParseError(f'{what}: invalid Ethernet address "{text}"')
-    try:
-        return int("".join(p.zfill(2) for p in parts), 16)
-    except ValueError:
-        raise FlowParseError(f'{what}: invalid Ethernet address "{text}"') from None
+    return int("".join(p.zfill(2) for p in text.split(":")), 16)
 
 
 def format_mac(value):
@@ -256,7 +256,7 @@ def parse_port(text, resolver=None, what="in_port"):
     known to `resolver` (a callable name -> ofport or None)."""
     if text.upper() in RESERVED_PORTS:
         return RESERVED_PORTS[text.upper()]
-    if text.isdigit() or text[:2].lower() == "0x":
+    if _INT_RE.fullmatch(text):
         return parse_int(text, 16, what)
     port = resolver(text) if resolver else None
     if port is None:
