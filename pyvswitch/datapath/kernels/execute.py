@@ -1,0 +1,147 @@
+"""execute: run a datapath action program (actions.py) over one packet.
+
+The packet is pool[slot, off:off+length]. push_vlan moves the 12 MAC bytes
+4 bytes back into the headroom and writes the tag (no room: the packet is
+dropped, S_LOST); pop_vlan moves them forward; set_vlan/set_eth rewrite in
+place. output calls portio.tx_one on this PMD's tx row for the port (txmap)
+and marks the row touched, so the loop flushes it once per burst. userspace
+copies the packet (as it is at that point) into a fresh slot on the upcall
+queue with the action's argument; the Python side hands it on. recirc is
+reserved (counted, then the packet stops). The slot itself is not freed here.
+
+`execute_ref(actions, frame)` is the twin over bytes: it returns the
+(dp_port, frame) outputs and (arg, frame) userspace copies in order.
+Called by the PMD loop and by `execute_upcalls` (PMD thread only).
+"""
+
+import struct
+
+from pyvswitch.core.intrinsics import memcpy_u8
+from pyvswitch.core.jit import kernel
+from pyvswitch.datapath import actions as A
+from pyvswitch.datapath.actions import encode_actions  # noqa: F401  (the brief's name)
+from pyvswitch.datapath.kernels import portio
+from pyvswitch.datapath.kernels import state as S
+
+VLAN_CFI = 0x1000
+
+
+@kernel
+def _output(p, rows, mems, port, slot, off, length):
+    if port < 0 or port >= p.txmap.shape[0] or p.txmap[port] < 0:
+        p.stats[S.S_TX_NOPORT] += 1
+        return
+    r = p.txmap[port]
+    portio.tx_one(mems[r], rows[r], p.pool, slot, off, length, p.qstats[r])
+    p.stats[S.S_TX_PACKETS] += 1
+    if p.touched[r] == 0:
+        p.touched[r] = 1
+        p.tlist[p.ctl[S.C_NTOUCHED]] = r
+        p.ctl[S.C_NTOUCHED] += 1
+
+
+@kernel
+def _to_userspace(p, slot, off, length, key, in_port, arg):
+    n = p.ctl[S.C_UPQ_N]
+    top = p.ctl[S.C_FREE_TOP]
+    if n >= p.upq_meta.shape[0] or top == 0:
+        p.stats[S.S_LOST] += 1
+        return
+    top -= 1
+    p.ctl[S.C_FREE_TOP] = top
+    new = p.free[top]
+    memcpy_u8(p.pool[new], off, p.pool[slot], off, length)
+    p.upq_key[n, :] = key
+    m = p.upq_meta[n]
+    m[S.U_SLOT], m[S.U_OFF], m[S.U_LEN], m[S.U_IN_PORT] = new, off, length, in_port
+    m[S.U_KIND], m[S.U_ARG] = S.KIND_USERSPACE, arg
+    p.ctl[S.C_UPQ_N] = n + 1
+    p.stats[S.S_USERSPACE] += 1
+
+
+@kernel
+def execute_actions(p, rows, mems, acts, a_off, a_len, slot, off, length, key, in_port):
+    """Run acts[a_off:a_off+a_len] over the packet; bounds are checked."""
+    b = p.pool[slot]
+    end = min(a_off + a_len, acts.shape[0])
+    i = max(a_off, 0)
+    while i < end - 1:
+        op, arg = acts[i], acts[i + 1]
+        i += 2
+        if op == A.OP_OUTPUT:
+            _output(p, rows, mems, arg, slot, off, length)
+        elif op == A.OP_PUSH_VLAN:
+            if off < 4 or length < 12:
+                p.stats[S.S_LOST] += 1
+                return
+            for k in range(12):
+                b[off - 4 + k] = b[off + k]
+            off -= 4
+            length += 4
+            tci = arg & ~VLAN_CFI
+            b[off + 12], b[off + 13] = 0x81, 0x00
+            b[off + 14], b[off + 15] = (tci >> 8) & 0xFF, tci & 0xFF
+        elif op == A.OP_POP_VLAN or op == A.OP_SET_VLAN:
+            if length >= 18 and b[off + 12] == 0x81 and b[off + 13] == 0x00:
+                if op == A.OP_SET_VLAN:
+                    tci = arg & ~VLAN_CFI
+                    b[off + 14], b[off + 15] = (tci >> 8) & 0xFF, tci & 0xFF
+                else:
+                    for k in range(11, -1, -1):
+                        b[off + 4 + k] = b[off + k]
+                    off += 4
+                    length -= 4
+        elif op == A.OP_SET_ETH_SRC or op == A.OP_SET_ETH_DST:
+            if length >= 14:
+                at = off + (6 if op == A.OP_SET_ETH_SRC else 0)
+                for k in range(6):
+                    b[at + k] = (arg >> (40 - 8 * k)) & 0xFF
+        elif op == A.OP_USERSPACE:
+            _to_userspace(p, slot, off, length, key, in_port, arg)
+        elif op == A.OP_RECIRC:
+            p.stats[S.S_RECIRC_DROP] += 1
+            return
+        else:
+            return
+
+
+@kernel
+def flush_touched(p, rows, mems):
+    """tx_flush every row an output touched since the last flush."""
+    n = p.ctl[S.C_NTOUCHED]
+    for j in range(n):
+        r = p.tlist[j]
+        portio.tx_flush(mems[r], rows[r], p.qstats[r])
+        p.touched[r] = 0
+    if n > 0:
+        p.stats[S.S_TX_BATCHES] += n
+    p.ctl[S.C_NTOUCHED] = 0
+
+
+def execute_ref(actions, frame):
+    """Twin: (outputs [(port, bytes)], userspace [(arg, bytes)]) of the actions."""
+    outs, ups = [], []
+    fr = bytearray(frame)
+    for act in actions:
+        name = act[0]
+        if name == "output":
+            outs.append((act[1], bytes(fr)))
+        elif name == "push_vlan":
+            if len(fr) < 12:
+                return outs, ups
+            fr[12:12] = struct.pack("!HH", 0x8100, act[1] & ~VLAN_CFI)
+        elif name in ("pop_vlan", "set_vlan"):
+            if len(fr) >= 18 and fr[12:14] == b"\x81\x00":
+                if name == "pop_vlan":
+                    del fr[12:16]
+                else:
+                    fr[14:16] = struct.pack("!H", act[1] & ~VLAN_CFI)
+        elif name in ("set_eth_src", "set_eth_dst"):
+            if len(fr) >= 14:
+                at = 6 if name == "set_eth_src" else 0
+                fr[at:at + 6] = act[1].to_bytes(6, "big")
+        elif name == "userspace":
+            ups.append((act[1], bytes(fr)))
+        else:                            # drop, recirc
+            return outs, ups
+    return outs, ups

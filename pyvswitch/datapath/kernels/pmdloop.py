@@ -1,0 +1,209 @@
+"""pmdloop: the one long compiled call of a PMD thread.
+
+pmd_loop(p, t, rows, mems) polls the rxqs p.rxq[0:C_NRXQ] (io rows into the
+typed lists rows/mems) for up to C_MAX_ITER iterations. Per burst (<= 32):
+take free slots, rx_burst, parse (in_port = the row's IO_PORT), EMC lookup,
+dpcls lookup on EMC misses (EMC insert on hit, 1 in C_EMC_INV_PROB), credit
+the megaflow (packets, bytes, used, tcp_flags), execute its actions, return
+the slot, then tx_flush the touched rows. A packet with no megaflow keeps its
+slot and goes on the upcall queue (upq_*), or is lost if that is full.
+
+It returns (RET_*) when: C_GEN differs from C_ACK (read with load_acquire:
+the control thread wants the PMD parked), C_STOP is set, the upcall queue is
+not empty at the end of an iteration, or C_MAX_ITER iterations passed.
+
+Idle: after C_SPIN_POLLS empty iterations the loop sleeps in ppoll() on the
+wake eventfd (C_WAKE_FD, written by the control thread) plus the rx rows'
+IO_FDs, with a timeout doubling from 1 us up to C_SLEEP_MAX_US (0: never
+sleep, busy-poll like OVS's default). Cycles (rdtsc) of iterations that got
+packets count as busy, the others (sleep included) as idle.
+
+execute_upcalls runs after Python has answered the upcalls. Both kernels run
+on the PMD thread only.
+"""
+
+import numpy as np
+
+from pyvswitch.core.intrinsics import load_acquire, rdtsc
+from pyvswitch.core.jit import kernel
+from pyvswitch.core.libc import c_ppoll, c_read
+from pyvswitch.datapath.kernels import dpcls as D
+from pyvswitch.datapath.kernels import portio
+from pyvswitch.datapath.kernels.emc import emc_insert, emc_lookup
+from pyvswitch.datapath.kernels.execute import execute_actions, flush_touched
+from pyvswitch.datapath.kernels.hash import hash_key
+from pyvswitch.datapath.kernels.parse import parse_burst
+from pyvswitch.datapath.kernels.state import *  # noqa: F403 (constants)
+from pyvswitch.datapath.layout import S_TCP_FLAGS, W_TCP_FLAGS
+from pyvswitch.ports import io as pio
+
+
+@kernel
+def _now_ns(p, tsc):
+    return p.ctl[C_NOW_NS] + (tsc - p.ctl[C_NOW_TSC]) * 1000 // max(p.ctl[C_CYC_PER_US], 1)
+
+
+@kernel
+def _emc_should_insert(p):
+    inv = p.ctl[C_EMC_INV_PROB]
+    if inv <= 1:
+        return True
+    r = np.uint64(p.ctl[C_RAND])
+    r ^= r << np.uint64(13)
+    r ^= r >> np.uint64(7)
+    r ^= r << np.uint64(17)
+    p.ctl[C_RAND] = np.int64(r)
+    return r % np.uint64(inv) == np.uint64(0)
+
+
+@kernel
+def _free_slot(p, slot):
+    p.free[p.ctl[C_FREE_TOP]] = slot
+    p.ctl[C_FREE_TOP] += 1
+
+
+@kernel
+def _credit(t, f, length, key, now):
+    m = t.mf_meta[f]
+    m[D.MF_PACKETS] += 1
+    m[D.MF_BYTES] += length
+    m[D.MF_USED] = now
+    m[D.MF_TCP_FLAGS] |= np.int64((key[W_TCP_FLAGS] >> np.uint64(S_TCP_FLAGS)) & np.uint64(0xFFF))
+
+
+@kernel
+def _miss(p, slot, off, length, key, in_port):
+    n = p.ctl[C_UPQ_N]
+    p.stats[S_MISS] += 1
+    if n >= p.upq_meta.shape[0]:
+        p.stats[S_LOST] += 1
+        _free_slot(p, slot)
+        return
+    p.upq_key[n, :] = key
+    m = p.upq_meta[n]
+    m[U_SLOT], m[U_OFF], m[U_LEN], m[U_IN_PORT], m[U_KIND], m[U_ARG] = slot, off, length, in_port, KIND_MISS, 0
+    p.ctl[C_UPQ_N] = n + 1
+
+
+@kernel
+def process_burst(p, t, rows, mems, n, in_port, now):
+    b = p.burst
+    parse_burst(p.pool, b[B_SLOT], b[B_OFF], b[B_LEN], n, in_port, p.keys)
+    for i in range(n):
+        key = p.keys[i]
+        slot, off, length = b[B_SLOT, i], b[B_OFF, i], b[B_LEN, i]
+        h = hash_key(key)
+        f = emc_lookup(t, key, h)
+        if f >= 0:
+            p.stats[S_EMC_HITS] += 1
+        else:
+            f, nsub = D.dpcls_lookup(t, key)
+            if f < 0:
+                _miss(p, slot, off, length, key, in_port)
+                continue
+            p.stats[S_MF_HITS] += 1
+            p.stats[S_SUBTABLE_LOOKUPS] += nsub
+            if _emc_should_insert(p):
+                emc_insert(t, key, h, f)
+        _credit(t, f, length, key, now)
+        execute_actions(p, rows, mems, t.actions, t.mf_meta[f, D.MF_ACT_OFF],
+                        t.mf_meta[f, D.MF_ACT_LEN], slot, off, length, key, in_port)
+        _free_slot(p, slot)
+    flush_touched(p, rows, mems)
+
+
+@kernel
+def _poll_rxq(p, t, rows, mems, j, now):
+    r = p.rxq[j]
+    top = p.ctl[C_FREE_TOP]
+    nmax = min(BURST, top)
+    if nmax == 0:
+        p.stats[S_NO_SLOT] += 1
+        return 0
+    for i in range(nmax):
+        p.burst[B_SLOT, i] = p.free[top - 1 - i]
+    n = portio.rx_burst(mems[r], rows[r], p.pool, p.burst[B_SLOT], p.burst[B_OFF],
+                        p.burst[B_LEN], nmax, p.qstats[r])
+    if n <= 0:
+        return 0
+    n = min(n, nmax)
+    p.ctl[C_FREE_TOP] = top - n
+    p.stats[S_PACKETS] += n
+    process_burst(p, t, rows, mems, n, rows[r][pio.IO_PORT], now)
+    return n
+
+
+@kernel
+def _sleep(p):
+    smax = p.ctl[C_SLEEP_MAX_US]
+    if smax <= 0:
+        return
+    us = min(max(p.ctl[C_SLEEP_US] * 2, 1), smax)
+    p.ctl[C_SLEEP_US] = us
+    nfds = p.ctl[C_NPOLL]
+    for k in range(nfds):
+        p.pollfds[k, 1] = 1                       # events = POLLIN, revents = 0
+    p.timespec[0] = us // 1000000
+    p.timespec[1] = (us % 1000000) * 1000
+    p.stats[S_SLEEPS] += 1
+    c_ppoll(p.pollfds.ctypes.data, nfds, p.timespec.ctypes.data, 0)
+    if nfds > 0 and p.pollfds[0, 0] >= 0 and (p.pollfds[0, 1] >> 16) != 0:
+        c_read(p.pollfds[0, 0], p.timespec.ctypes.data, 8)
+
+
+@kernel
+def pmd_loop(p, t, rows, mems):
+    gen = p.ctl[C_ACK]
+    for _ in range(p.ctl[C_MAX_ITER]):
+        if load_acquire(p.ctl, C_GEN) != gen:
+            return RET_GEN
+        if load_acquire(p.ctl, C_STOP) != 0:
+            return RET_STOP
+        t0 = rdtsc()
+        now = _now_ns(p, t0)
+        got = 0
+        tj = t0
+        for j in range(p.ctl[C_NRXQ]):
+            n = _poll_rxq(p, t, rows, mems, j, now)
+            if n > 0:
+                t1 = rdtsc()
+                p.rxq_cycles[j] += t1 - tj
+                tj = t1
+                got += n
+        p.stats[S_ITER] += 1
+        if got > 0:
+            p.ctl[C_IDLE_RUN] = 0
+            p.ctl[C_SLEEP_US] = 0
+        else:
+            p.ctl[C_IDLE_RUN] += 1
+            if p.ctl[C_IDLE_RUN] >= p.ctl[C_SPIN_POLLS]:
+                _sleep(p)
+        t1 = rdtsc()
+        if got > 0:
+            p.stats[S_BUSY_CYC] += t1 - t0
+        else:
+            p.stats[S_IDLE_CYC] += t1 - t0
+        if p.ctl[C_UPQ_N] > 0:
+            return RET_UPCALL
+    return RET_ITER
+
+
+@kernel
+def execute_upcalls(p, t, rows, mems, n, progs, prog_off, prog_len, flows, now):
+    """Run progs[prog_off[i]:+prog_len[i]] over upcall entry i < n, credit
+    megaflow flows[i] when >= 0, free the slots; entries appended meanwhile
+    (userspace actions) move to the front of the queue."""
+    for i in range(n):
+        m = p.upq_meta[i]
+        if m[U_KIND] == KIND_MISS:
+            if flows[i] >= 0:
+                _credit(t, flows[i], m[U_LEN], p.upq_key[i], now)
+            execute_actions(p, rows, mems, progs, prog_off[i], prog_len[i], m[U_SLOT],
+                            m[U_OFF], m[U_LEN], p.upq_key[i], m[U_IN_PORT])
+        _free_slot(p, m[U_SLOT])
+    flush_touched(p, rows, mems)
+    total = p.ctl[C_UPQ_N]
+    for k in range(n, total):
+        p.upq_meta[k - n, :] = p.upq_meta[k]
+        p.upq_key[k - n, :] = p.upq_key[k]
+    p.ctl[C_UPQ_N] = total - n

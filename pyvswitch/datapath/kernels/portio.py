@@ -1,0 +1,77 @@
+"""portio: one rx_burst / tx_one / tx_flush for the PMD, dispatching on the
+io row's port type (IO_TYPE, ports/io.py) to that type's module-level kernels.
+
+A port type module that is missing (not written yet, or failing to import)
+is replaced by stubs that receive nothing and drop everything, so the PMD
+loop always compiles. Adding a type: import its kernels below and add one
+branch to each function. Called from the PMD loop only.
+"""
+
+from pyvswitch.core.jit import kernel
+from pyvswitch.ports import dummy
+from pyvswitch.ports import io as pio
+
+
+@kernel
+def _rx_none(mem, io, pool, slots, offs, lens, n_max, qstats):
+    return 0
+
+
+@kernel
+def _tx_none(mem, io, pool, slot, off, length, qstats):
+    qstats[pio.Q_TX_DROPPED] += 1
+    return 0
+
+
+@kernel
+def _flush_none(mem, io, qstats):
+    return None
+
+
+try:
+    from pyvswitch.ports.afpacket import rx_burst as afp_rx, tx_flush as afp_flush, tx_one as afp_tx
+except ImportError:                           # pragma: no cover - type not available
+    afp_rx, afp_tx, afp_flush = _rx_none, _tx_none, _flush_none
+try:
+    from pyvswitch.ports.tap import rx_burst as tap_rx, tx_flush as tap_flush, tx_one as tap_tx
+except ImportError:                           # pragma: no cover
+    tap_rx, tap_tx, tap_flush = _rx_none, _tx_none, _flush_none
+
+
+@kernel
+def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
+    t = io[pio.IO_TYPE]
+    if t == pio.PT_DUMMY:
+        return dummy.rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats)
+    if t == pio.PT_AFPACKET:
+        return afp_rx(mem, io, pool, slots, offs, lens, n_max, qstats)
+    if t == pio.PT_TAP:
+        return tap_rx(mem, io, pool, slots, offs, lens, n_max, qstats)
+    return 0
+
+
+@kernel
+def tx_one(mem, io, pool, slot, off, length, qstats):
+    t = io[pio.IO_TYPE]
+    if io[pio.IO_LINK_UP] == 0:
+        qstats[pio.Q_TX_DROPPED] += 1
+        return 0
+    if t == pio.PT_DUMMY:
+        return dummy.tx_one(mem, io, pool, slot, off, length, qstats)
+    if t == pio.PT_AFPACKET:
+        return afp_tx(mem, io, pool, slot, off, length, qstats)
+    if t == pio.PT_TAP:
+        return tap_tx(mem, io, pool, slot, off, length, qstats)
+    qstats[pio.Q_TX_DROPPED] += 1
+    return 0
+
+
+@kernel
+def tx_flush(mem, io, qstats):
+    t = io[pio.IO_TYPE]
+    if t == pio.PT_DUMMY:
+        dummy.tx_flush(mem, io, qstats)
+    elif t == pio.PT_AFPACKET:
+        afp_flush(mem, io, qstats)
+    elif t == pio.PT_TAP:
+        tap_flush(mem, io, qstats)

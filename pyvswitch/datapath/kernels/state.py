@@ -1,0 +1,79 @@
+"""The per-PMD state the loop kernel runs on: one namedtuple of arrays.
+
+(Typed lists -- the io rows and ring memories of the PMD -- are passed as
+separate arguments: a typed list inside a namedtuple makes every call ~20 us.)
+
+    pool[n_slots, slot_size] uint8    the shared packet pool
+    free[k] int64                     this PMD's free slots, ctl[C_FREE_TOP] of them
+    ctl[C_COLS] int64                 control words (below): written by the
+                                      control thread (C_GEN, C_STOP: atomics)
+                                      or by the PMD thread's Python side
+    stats[S_COLS] int64               PMD counters (read by anyone, racy-exact)
+    rxq[R] int64                      io row index of each polled rxq (C_NRXQ)
+    qstats[R, Q_COLS] int64           per io row counters (ports/io.py Q_*)
+    txmap[MAX_PORTS] int64            dp_port -> tx io row, -1 none
+    touched[R] / tlist[R] int64       rows with frames queued in this burst
+    burst[B_COLS, BURST] int64        slot, off, len, flow of each burst packet
+    keys[BURST, KEY_WORDS] uint64     burst keys
+    upq_key[Q, KEY_WORDS] uint64      packets waiting for Python (upcalls and
+    upq_meta[Q, U_COLS] int64         userspace actions): slot, off, len,
+                                      in_port, kind, arg; ctl[C_UPQ_N] of them
+    pollfds[R+1, 2] int32             struct pollfd: [0] the wake eventfd
+    timespec[2] int64                 ppoll timeout
+    rxq_cycles[R] int64               busy cycles spent on each rxq
+"""
+
+from collections import namedtuple
+
+import numpy as np
+
+from pyvswitch.datapath.layout import KEY_WORDS
+from pyvswitch.ports import io as pio
+
+BURST = 32
+MAX_PORTS = 4096
+
+C_GEN, C_ACK, C_STOP, C_MAX_ITER, C_SLEEP_MAX_US, C_WAKE_FD, C_NRXQ = range(7)
+C_NOW_NS, C_NOW_TSC, C_CYC_PER_US, C_EMC_INV_PROB, C_RAND, C_UPQ_N = range(7, 13)
+C_FREE_TOP, C_IDLE_RUN, C_SLEEP_US, C_SPIN_POLLS, C_NTOUCHED, C_NPOLL = range(13, 19)
+C_COLS = 24
+
+S_PACKETS, S_EMC_HITS, S_MF_HITS, S_MISS, S_LOST, S_UPCALL_OK, S_UPCALL_FAIL = range(7)
+S_SUBTABLE_LOOKUPS, S_BUSY_CYC, S_IDLE_CYC, S_ITER, S_SLEEPS, S_TX_BATCHES = range(7, 13)
+S_TX_PACKETS, S_USERSPACE, S_RECIRC_DROP, S_NO_SLOT, S_TX_NOPORT = range(13, 18)
+S_COLS = 24
+
+B_SLOT, B_OFF, B_LEN, B_FLOW = range(4)
+B_COLS = 4
+
+U_SLOT, U_OFF, U_LEN, U_IN_PORT, U_KIND, U_ARG = range(6)
+U_COLS = 6
+KIND_MISS, KIND_USERSPACE = 0, 1
+
+RET_ITER, RET_GEN, RET_UPCALL, RET_STOP = 0, 1, 2, 3
+
+PmdState = namedtuple("PmdState", "pool free ctl stats rxq qstats txmap touched tlist burst keys "
+                                  "upq_key upq_meta pollfds timespec rxq_cycles")
+
+
+def new_state(pool, free_slots, max_rows=64, upq_len=64):
+    r = max_rows
+    p = PmdState(
+        pool=pool, free=np.array(free_slots, np.int64), ctl=np.zeros(C_COLS, np.int64),
+        stats=np.zeros(S_COLS, np.int64), rxq=np.zeros(r, np.int64),
+        qstats=np.zeros((r, pio.Q_COLS), np.int64), txmap=np.full(MAX_PORTS, -1, np.int64),
+        touched=np.zeros(r, np.int64), tlist=np.zeros(r, np.int64),
+        burst=np.zeros((B_COLS, BURST), np.int64), keys=np.zeros((BURST, KEY_WORDS), np.uint64),
+        upq_key=np.zeros((upq_len, KEY_WORDS), np.uint64),
+        upq_meta=np.zeros((upq_len, U_COLS), np.int64),
+        pollfds=np.zeros((r + 1, 2), np.int32), timespec=np.zeros(2, np.int64),
+        rxq_cycles=np.zeros(r, np.int64))
+    p.ctl[C_FREE_TOP] = len(free_slots)
+    p.ctl[C_WAKE_FD] = -1
+    p.ctl[C_MAX_ITER] = 1 << 16
+    p.ctl[C_SLEEP_MAX_US] = 1000
+    p.ctl[C_CYC_PER_US] = 1000
+    p.ctl[C_EMC_INV_PROB] = 1
+    p.ctl[C_RAND] = 0x2545F4914F6CDD1D
+    p.ctl[C_SPIN_POLLS] = 256
+    return p
