@@ -119,10 +119,22 @@ def foreign(a, b, mine):
     top = []
     # CPU used before the window by processes that were reaped inside it: it
     # shows up in their parent's cutime/cstime and must not count
+    # (recursively: a reaped child's cutime grows by its own reaped children)
+    gone_pids = {pid for pid in a["procs"] if pid not in b["procs"]}
+    pre = {}
+
+    def _pre(pid):
+        if pid not in pre:
+            p = a["procs"][pid]
+            pre[pid] = p["ticks"] + p.get("cticks", 0) + sum(
+                _pre(c) for c in gone_pids if a["procs"][c]["ppid"] == pid)
+        return pre[pid]
+
     gone = {}
-    for pid, p in a["procs"].items():
-        if pid not in b["procs"]:
-            gone[p["ppid"]] = gone.get(p["ppid"], 0) + p["ticks"] + p.get("cticks", 0)
+    for pid in gone_pids:
+        ppid = a["procs"][pid]["ppid"]
+        if ppid not in gone_pids:
+            gone[ppid] = gone.get(ppid, 0) + _pre(pid)
     for pid, p in b["procs"].items():
         old = a["procs"].get(pid)
         t0 = old["ticks"] if old else 0

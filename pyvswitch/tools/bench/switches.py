@@ -224,6 +224,7 @@ class PyVSwitch(Switch):
         return {"PVS_RUNDIR": self.dir}
 
     def ctl(self, prog, *args, **kw):
+        kw.setdefault("timeout", 30)
         return run(system.tool(prog), *args, env=self._env(), **kw)
 
     def setup(self, cleanup):

@@ -186,6 +186,7 @@ def test_proc_seconds_and_core_split():
 
 def _run(sw, size, fwd, clean=True, **kw):
     r = {"type": "run", "switch": sw, "size": size, "forwarded_mpps": fwd, "offered_mpps": fwd * 2,
+         "sec_max_mpps": fwd * 1.25,
          "loss_pct": 50.0, "switch_cpu_ns_per_pkt": 1000.0, "core_busy_ns_per_pkt": 1200.0,
          "core_softirq_pct": 10.0, "pmd_cycles_per_pkt": None, "foreign_cpu_pct": 1.0, "clean": clean}
     r.update(kw)
@@ -233,7 +234,7 @@ def test_render_markdown():
     assert "2026-11-21T10:00:00" in md
     assert "| nproc | 2 |" in md and "| CPU model | Test CPU |" in md and "| kernel | 6.18 |" in md
     assert "| core 1 | switch |" in md
-    assert "| pyvswitch | 64 | 1/1 | 0.200 / **0.200** / 0.200 |" in md
+    assert "| pyvswitch | 64 | 1/1 | 0.200 / **0.200** / 0.200 | 0.250 |" in md
     assert "| 64 | linux-bridge | 0.200 | 0.600 | 0.333 |" in md
     assert "* pyvswitch: switch set-up: RuntimeError: no vsctl" in md
     assert "* a note" in md
@@ -295,3 +296,21 @@ def test_foreign_ignores_pre_window_cpu_of_reaped_children():
     b = _snap(1.0, {5: _p("bash", 1, 0, 50.5 * hz), 10: _p("bench", 1, 0)}, {"cpu0": _cpu(user=0.5 * hz)})
     f, _ = cpu.foreign(a, b, [10])
     assert f == pytest.approx(50.0)
+
+
+def test_foreign_ignores_pre_window_cpu_of_reaped_grandchildren():
+    hz = cpu.HZ
+    # bash -> sh -> python; python (40 s before the window) and sh both exit
+    # inside a 1 s window in which python used 0.2 s more
+    a = _snap(0.0, {5: _p("bash", 1, 0), 6: _p("sh", 5, 1), 7: _p("python", 6, 40 * hz),
+                    10: _p("bench", 1, 0)}, {"cpu0": _cpu()})
+    b = _snap(1.0, {5: _p("bash", 1, 0, 40.2 * hz + 1), 10: _p("bench", 1, 0)},
+              {"cpu0": _cpu(user=0.2 * hz)})
+    f, _ = cpu.foreign(a, b, [10])
+    assert f == pytest.approx(20.0)
+
+
+def test_per_second_mpps():
+    assert stats.per_second_mpps([(0.0, 0), (1.0, 500_000), (2.0, 1_500_000)]) == pytest.approx([0.5, 1.0])
+    assert stats.per_second_mpps([(0.0, 0)]) == []
+    assert stats.per_second_mpps([(1.0, 0), (1.0, 5)]) == []
