@@ -115,11 +115,16 @@ class Pmd:
         try:
             while True:
                 with self._cond:
-                    gen = load_acquire(self.p.ctl, S.C_GEN)
-                    if gen != self.p.ctl[S.C_ACK]:
-                        store_release(self.p.ctl, S.C_ACK, gen)
-                        self._cond.notify_all()
-                    while self._held and not self._stopping:
+                    # Acknowledge every generation, also one bumped while we
+                    # were parked: a release followed at once by a new park
+                    # must not leave the controller waiting for an ack.
+                    while True:
+                        gen = load_acquire(self.p.ctl, S.C_GEN)
+                        if gen != self.p.ctl[S.C_ACK]:
+                            store_release(self.p.ctl, S.C_ACK, gen)
+                            self._cond.notify_all()
+                        if not self._held or self._stopping:
+                            break
                         self._cond.wait()
                     if self._stopping:
                         return
