@@ -40,14 +40,14 @@ def register(type_name, *aliases):
 
 def port_class(type_name):
     """The Port class for a `type=` value ('' means 'system')."""
-    _load_types()
+    load_types()
     cls = PORT_TYPES.get(type_name or "system")
     if cls is None:
         raise PortError(f"unknown interface type {type_name!r}")
     return cls
 
 
-def _load_types():
+def load_types():
     # Importing a type module registers it; done lazily to keep imports light.
     import importlib
     for mod in ("dummy", "afpacket", "tap", "internal"):

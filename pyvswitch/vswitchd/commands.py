@@ -5,8 +5,12 @@ raised as CommandError with the message the CLI prints. Handlers run on the
 main thread and take the switch lock when they touch ofproto.
 """
 
+import numpy as np
+
 from pyvswitch.core import vlog
-from pyvswitch.openflow.text import FlowParseError
+from pyvswitch.datapath import layout
+from pyvswitch.openflow.text import FlowParseError, parse_flow
+from pyvswitch.ofproto.trace import trace
 from pyvswitch.vswitchd import ofctl_cmds
 from pyvswitch.vswitchd.unixctl import CommandError, Deferred
 
@@ -24,7 +28,7 @@ def register_all(sw):
     reg("dpif-netdev/pmd-stats-show", "[-pmd core] [dp]", 0, 3, lambda a: sw.dpif.pmd_stats_show())
     reg("dpif-netdev/pmd-stats-clear", "[-pmd core] [dp]", 0, 3, lambda a: _clear(sw))
     reg("dpif-netdev/pmd-rxq-show", "[-pmd core] [dp]", 0, 3, lambda a: sw.dpif.rxq_show())
-    reg("dpctl/dump-flows", "[dp] [filter=...]", 0, 2, lambda a: sw.dpif.flow_dump_text())
+    reg("dpctl/dump-flows", "[dp] [filter=...]", 0, 2, lambda a: sw.dpif.format_flows())
     reg("dpctl/del-flows", "[dp]", 0, 1, lambda a: _del_flows(sw))
     reg("ofproto/trace", "bridge flow", 2, 2, lambda a: _trace(sw, a[0], a[1]))
     reg("vsctl/apply", "next_cfg", 1, 1, lambda a: _vsctl_apply(sw, a[0]), hidden=True)
@@ -77,12 +81,22 @@ def _del_flows(sw):
 
 
 def _trace(sw, bridge, flow):
+    """ofproto/trace: the packet is described by a match (in_port is an ofport);
+    like OVS's, the trace has no side effects (nothing is learned)."""
     with sw.lock:
         br = bridge_or_error(sw, bridge)
+        o = br.ofproto
         try:
-            return br.ofproto.trace(flow, sw.clock.now())
+            fm = parse_flow(flow, "dump", o.resolve)
         except FlowParseError as e:
             raise CommandError(str(e)) from None
+        key, _ = fm.match.key_mask()
+        words = np.array(key[:layout.KEY_WORDS], dtype=np.uint64)
+        port = o.port(layout.get_field(words, "in_port"))
+        if port is None:
+            raise CommandError("in_port is not a port of this bridge")
+        layout.pack_key({"in_port": port.dp_port}, out=words)
+        return trace(o, words, sw.clock.now(), learn=False)
 
 
 def _vsctl_apply(sw, cfg):

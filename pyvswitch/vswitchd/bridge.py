@@ -1,0 +1,162 @@
+"""One bridge in the daemon: its ofproto, its ports and their interfaces.
+
+Owned by the main thread. `Bridge` applies reconcile operations for one
+bridge: it opens Port objects (ports/), adds them to the datapath (dpif),
+allocates OpenFlow port numbers, and keeps ofproto's port map and VLAN
+configuration in step. Failures never raise out of here: they are recorded as
+the interface's `error` (the text Open vSwitch would write) and the interface
+is marked failed so the next reconfiguration retries it.
+
+Threads: main thread only. PMD threads read ofproto during upcalls under the
+switch lock, so every ofproto change here takes that lock -- and no datapath
+call (which may wait for PMDs to park) is ever made while holding it: a PMD
+waiting for the lock in an upcall could never park.
+"""
+
+from dataclasses import dataclass, field
+
+from pyvswitch.openflow.fields import OFPP_LOCAL
+from pyvswitch.ports.base import PortError, port_class
+
+OFPORT_MAX = 65279
+
+
+@dataclass
+class Iface:
+    name: str
+    port_name: str
+    type: str
+    config: dict
+    port: object = None        # the opened ports/ Port, None when failed
+    dp_port: int = -1
+    ofport: int = -1
+    error: str = ""
+    stats: dict = field(default_factory=dict)
+
+
+class Bridge:
+    def __init__(self, name, dpif, ofproto, lock):
+        self.name = name
+        self.lock = lock
+        self.dpif = dpif
+        self.ofproto = ofproto
+        self.config = {}    # datapath_type, fail_mode, other_config
+        self.ports = {}     # port name -> port config (tag, trunks, vlan_mode, ...)
+        self.ifaces = {}    # iface name -> Iface
+
+    def configure(self, config):
+        self.config = dict(config)
+        oc = config.get("other_config") or {}
+        with self.lock:
+            self.ofproto.set_mac_config(_int_or(oc.get("mac-aging-time"), 300),
+                                        _int_or(oc.get("mac-table-size"), 8192))
+
+    def datapath_id(self):
+        """16 hex digits: other_config:datapath-id, else from the LOCAL port's MAC."""
+        dpid = (self.config.get("other_config") or {}).get("datapath-id")
+        if dpid:
+            return dpid.lower()
+        local = self.ifaces.get(self.name)
+        mac = local.port.mac if local is not None and local.port is not None else None
+        return "0000" + (mac.hex() if mac else "000000000000")
+
+    # --- ports ----------------------------------------------------------
+    def set_port(self, name, config):
+        self.ports[name] = dict(config)
+        with self.lock:
+            for iface in self.ifaces.values():
+                if iface.port_name == name and iface.port is not None:
+                    self.ofproto.set_port_vlan(iface.name, **_vlan_cfg(config))
+
+    def del_port(self, name):
+        self.ports.pop(name, None)
+
+    # --- interfaces -----------------------------------------------------
+    def add_iface(self, port_name, name, config):
+        """Open the interface and attach it; returns the Iface (maybe failed)."""
+        itype = config.get("type") or "system"
+        if name == self.name and itype != "internal":
+            itype = "internal"
+        iface = Iface(name, port_name, itype, dict(config))
+        self.ifaces[name] = iface
+        if sum(1 for i in self.ifaces.values() if i.port_name == port_name) > 1:
+            iface.error = f"could not add network device {name} to ofproto (bonds are not supported yet)"
+            return iface
+        try:
+            cls = port_class(itype)
+        except PortError:
+            iface.error = f"could not open network device {name} (Address family not supported by protocol)"
+            return iface
+        try:
+            port = cls(name, config.get("options") or {})
+            port.open()
+        except PortError as e:
+            iface.error = str(e)
+            return iface
+        except OSError as e:
+            iface.error = f"could not open network device {name} ({e.strerror or e})"
+            return iface
+        try:
+            if config.get("mtu_request"):
+                port.set_mtu(int(config["mtu_request"]))
+            iface.ofport = self._alloc_ofport(name, config.get("ofport_request"))
+            iface.dp_port = self.dpif.add_port(port)
+        except (PortError, OSError, ValueError) as e:
+            port.close()
+            iface.error = f"could not add network device {name} to ofproto ({e})"
+            iface.ofport = -1
+            return iface
+        iface.port = port
+        with self.lock:
+            self.ofproto.add_port(name, iface.dp_port, ofport=iface.ofport,
+                                  **_vlan_cfg(self.ports.get(port_name, {})))
+        return iface
+
+    def del_iface(self, name):
+        iface = self.ifaces.pop(name, None)
+        if iface is None or iface.port is None:
+            return
+        with self.lock:
+            self.ofproto.del_port(iface.name)
+        self.dpif.del_port(iface.dp_port)
+        iface.port.close()
+
+    def set_mtu(self, name, mtu):
+        iface = self.ifaces.get(name)
+        if iface is None or iface.port is None:
+            return
+        try:
+            iface.port.set_mtu(int(mtu) if mtu else 1500)
+            iface.config["mtu_request"] = mtu
+        except (PortError, OSError, ValueError) as e:
+            iface.error = f"could not set MTU of {name} ({e})"
+
+    def _alloc_ofport(self, name, requested):
+        used = {i.ofport for i in self.ifaces.values() if i.ofport > 0}
+        if name == self.name:
+            return OFPP_LOCAL
+        if requested:
+            requested = int(requested)
+            if requested not in used:
+                return requested
+        for n in range(1, OFPORT_MAX + 1):
+            if n not in used and n != requested:
+                return n
+        raise ValueError("no free OpenFlow port number")
+
+    def close(self):
+        for name in list(self.ifaces):
+            self.del_iface(name)
+
+
+def _vlan_cfg(port_cfg):
+    return {"tag": port_cfg.get("tag"), "trunks": list(port_cfg.get("trunks") or []),
+            "vlan_mode": port_cfg.get("vlan_mode")}
+
+
+def _int_or(text, default):
+    """other_config numbers: a malformed value falls back to the default, as OVS."""
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default

@@ -1,0 +1,252 @@
+"""pvs-vswitchd's main loop: glue between the database, ofproto and the datapath.
+
+The main thread owns everything here. One selectors loop serves the
+management socket and a wake-up pipe.
+Locking: `self.lock` guards ofproto and the bridge map against PMD upcalls;
+it is never held across a datapath call (see bridge.py).
+
+Between events the main thread:
+- reconfigures when the database changed (snapshot -> desired state ->
+  reconcile.plan -> Bridge operations -> status written back, cur_cfg bumped,
+  waiting `pvs-vsctl` calls answered);
+- revalidates datapath flows when ofproto changed (flow tables or the fdb);
+- expires OpenFlow rule timeouts and fdb entries on the clock;
+- writes interface statistics, link state and errors back to the database.
+
+PMD threads call `upcall` (under `self.lock`, which guards every ofproto and
+bridge structure) when their megaflow cache misses.
+"""
+
+import os
+import selectors
+import threading
+
+from pyvswitch.core import paths, vlog
+from pyvswitch.core.clock import Clock
+from pyvswitch.datapath.dpif import Dpif
+from pyvswitch.datapath.layout import field_mask, new_key
+from pyvswitch.db.store import Store
+from pyvswitch.ofproto.ofproto import Ofproto
+from pyvswitch.ofproto.xlate import xlate
+from pyvswitch.vswitchd import commands, dbstate
+from pyvswitch.ports.base import PORT_TYPES, load_types
+from pyvswitch.vswitchd.bridge import Bridge
+from pyvswitch.vswitchd.reconcile import plan
+from pyvswitch.vswitchd.revalidator import Revalidator
+from pyvswitch.vswitchd.unixctl import UnixctlServer
+
+log = vlog.Module("bridge")
+
+VERSION = "0.1.0"
+STATS_INTERVAL = 1.0
+HOUSEKEEPING_INTERVAL = 0.1
+
+
+class Switch:
+    def __init__(self, rundir, db_path, log_file=None, verbose=()):
+        if log_file:
+            vlog.set_file(log_file)
+        for spec in verbose:
+            vlog.set_levels(spec)
+        self.rundir = rundir
+        load_types()
+        self.clock = Clock()
+        self.store = Store(db_path)
+        self.unixctl = UnixctlServer(paths.ctl_path(rundir))
+        self.dpif = Dpif("netdev@pvs", rundir, self.clock)
+        self.store.write_status({"Open_vSwitch": {self.store.snapshot().root()[0]: {
+            "ovs_version": VERSION, "datapath_types": ("netdev",),
+            "iface_types": tuple(sorted(PORT_TYPES))}}})
+        self.lock = threading.RLock()
+        self.bridges = {}
+        self.running = {"other_config": {}, "bridges": {}}
+        self.sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._exit = False
+        self._need_revalidate = False
+        self._versions = {}   # bridge -> ofproto version last revalidated
+        self._db_version = None
+        self._next_stats = 0.0
+        self.cur_cfg = 0
+        self.snap = None
+        self.waiters = []   # (cfg, Deferred) from pvs-vsctl
+        self.revalidator = Revalidator(self)
+
+    # --- lifecycle ------------------------------------------------------
+    def start(self):
+        self.unixctl.listen()
+        self.unixctl.register_with(self.sel)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, self._drain_wake)
+        commands.register_all(self)
+        self.dpif.set_upcall_handler(self.upcall)
+        self.reconfigure()
+        log.info("pvs-vswitchd started (rundir %s)", self.rundir)
+
+    def request_exit(self):
+        self._exit = True
+        self.wake()
+
+    def wake(self):
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass
+
+    def _drain_wake(self, fd):
+        try:
+            while os.read(fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def run(self):
+        while not self._exit:
+            for key, _ in self.sel.select(HOUSEKEEPING_INTERVAL):
+                key.data(key.fileobj)
+            self.run_once()
+
+    def run_once(self):
+        version = self.store.data_version()
+        if version != self._db_version:
+            self._db_version = version
+            self.reconfigure()
+        now = self.clock.now()
+        with self.lock:
+            for br in self.bridges.values():
+                br.ofproto.run(now)
+                if br.ofproto.version != self._versions.get(br.name):
+                    self._versions[br.name] = br.ofproto.version
+                    self._need_revalidate = True
+        if self._need_revalidate:
+            self.revalidate()
+        if now >= self._next_stats:
+            self._next_stats = now + STATS_INTERVAL
+            self.revalidator.sweep(now)
+            self.write_status()
+
+    def close(self):
+        log.info("pvs-vswitchd exiting")
+        for br in list(self.bridges.values()):
+            br.close()
+        self.dpif.close()
+        self.unixctl.close()
+        self.store.close()
+
+    # --- reconfiguration --------------------------------------------------
+    def reconfigure(self):
+        snap = self.snap = self.store.snapshot()
+        desired = dbstate.desired_state(snap)
+        ops = plan(desired, self.running)
+        for op in ops:   # no lock here: see bridge.py on locking
+            self._apply(op)
+        self.running = dbstate.running_state(self.bridges, desired.get("other_config", {}))
+        if ops:
+            self.dpif.flow_flush()
+        self.write_status()
+        self.cur_cfg = dbstate.next_cfg(snap)
+        root_uuid, _ = snap.root()
+        self.store.write_status({"Open_vSwitch": {root_uuid: {"cur_cfg": self.cur_cfg}}})
+        self._answer_waiters()
+
+    def _apply(self, op):
+        br = self.bridges.get(op.bridge)
+        if op.kind == "set_global":
+            self._set_global(op.config)
+        elif op.kind == "add_bridge":
+            br = Bridge(op.bridge, self.dpif, Ofproto(op.bridge, now=self.clock.now()), self.lock)
+            br.configure(op.config)
+            with self.lock:
+                self.bridges[op.bridge] = br
+        elif op.kind == "set_bridge":
+            br.configure(op.config)
+        elif op.kind == "del_bridge":
+            br.close()
+            with self.lock:
+                del self.bridges[op.bridge]
+        elif op.kind in ("add_port", "set_port"):
+            br.set_port(op.port, op.config)
+        elif op.kind == "del_port":
+            br.del_port(op.port)
+        elif op.kind == "add_iface":
+            iface = br.add_iface(op.port, op.iface, op.config)
+            if iface.error:
+                log.warn("%s: %s", op.bridge, iface.error)
+        elif op.kind == "del_iface":
+            br.del_iface(op.iface)
+        elif op.kind == "set_mtu":
+            br.set_mtu(op.iface, op.config.get("mtu_request"))
+
+    def _set_global(self, oc):
+        mask = oc.get("pmd-cpu-mask")
+        if mask:
+            cpus = [i for i in range(os.cpu_count() or 1) if int(mask, 16) >> i & 1]
+            if cpus:
+                self.dpif.set_pmd_cpus(cpus)
+        if oc.get("pmd-sleep-max"):
+            self.dpif.set_sleep_max(int(oc["pmd-sleep-max"]))
+
+    def _answer_waiters(self):
+        done = [w for w in self.waiters if w[0] <= self.cur_cfg]
+        self.waiters = [w for w in self.waiters if w[0] > self.cur_cfg]
+        for _, deferred in done:
+            deferred.complete(self.cur_cfg)
+
+    # --- datapath upcalls and revalidation --------------------------------
+    def upcall(self, keys, in_ports, packets):
+        """PMD thread: translate missed flows; returns [(actions, mask)]."""
+        out = []
+        now = self.clock.now()
+        with self.lock:
+            for i in range(len(keys)):
+                br = self.bridge_of_dp_port(int(in_ports[i]))
+                if br is None:   # a port that is going away: drop, cached on in_port
+                    out.append(([], in_port_mask(int(in_ports[i]))))
+                    continue
+                r = xlate(br.ofproto, keys[i], now)
+                out.append((r.actions, r.mask))
+                if r.learned:
+                    self._need_revalidate = True
+        if self._need_revalidate:
+            self.wake()
+        return out
+
+    def bridge_of_dp_port(self, dp_port):
+        for br in self.bridges.values():
+            if br.ofproto.port_by_dp(dp_port) is not None:
+                return br
+        return None
+
+    def revalidate(self):
+        self._need_revalidate = False
+        now = self.clock.now()
+
+        def check(key, mask, actions):
+            with self.lock:
+                br = self.bridge_of_dp_port(dbstate.key_in_port(key))
+                if br is None:
+                    return None
+                r = xlate(br.ofproto, key, now, learn=False)
+            return (r.actions, r.mask)
+        self.dpif.revalidate(check)
+
+    def flows_changed(self):
+        """After a flow-mod: no cached translation may outlive the reply."""
+        with self.lock:
+            for br in self.bridges.values():
+                self._versions[br.name] = br.ofproto.version
+        self.revalidate()
+
+    # --- status write-back --------------------------------------------------
+    def write_status(self):
+        if self.snap is None:
+            return
+        # The bridge map only changes on this thread: reading it needs no lock.
+        rows = dbstate.iface_status(self.snap, self.bridges, self.dpif.port_stats)
+        self.store.write_status(rows)
+
+
+def in_port_mask(dp_port):
+    mask = new_key()
+    word, bits = field_mask("in_port")
+    mask[word] = bits
+    return mask
