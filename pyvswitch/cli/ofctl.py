@@ -6,6 +6,9 @@ Commands: show, dump-ports BR [PORT], dump-flows BR [FLOWS], add-flow BR FLOW,
 add-flows BR FILE ('-' for stdin), del-flows BR [FLOWS] (--strict),
 mod-flows BR FLOW (--strict), dump-tables BR.
 
+Port names or numbers in the output follow ovs-ofctl: names when stdout is a
+terminal, numbers otherwise; --names / --no-names choose.
+
 This version talks to the daemon over its management socket (the bridge's
 OpenFlow state lives there); the flow text is parsed by the daemon with
 pyvswitch.openflow.text, so errors read the same from every client.
@@ -37,6 +40,11 @@ def parse_args(argv):
     p.add_argument("--rundir", help="daemon run directory (default $PVS_RUNDIR or /var/run/pyvswitch)")
     p.add_argument("--strict", action="store_true", help="match wildcards and priority exactly")
     p.add_argument("-O", "--protocols", help="accepted for ovs-ofctl compatibility")
+    names = p.add_mutually_exclusive_group()
+    names.add_argument("--names", dest="names", action="store_true", default=None,
+                       help="show port names (default when printing to a terminal)")
+    names.add_argument("--no-names", dest="names", action="store_false",
+                       help="show port numbers (default otherwise)")
     p.add_argument("-t", "--timeout", type=float, default=30.0)
     p.add_argument("command")
     p.add_argument("bridge", nargs="?")
@@ -60,11 +68,12 @@ def main(argv=None):
     if a.bridge is None or not lo <= len(a.args) <= hi:
         print(f"pvs-ofctl: '{a.command}' command requires at least {lo + 1} arguments", file=sys.stderr)
         return 1
-    params = [a.bridge] + a.args
+    names = sys.stdout.isatty() if a.names is None else a.names
+    params = [a.bridge, "1" if names else "0"] + a.args
     method = a.command
     if a.command == "add-flows":
         try:
-            params = [a.bridge] + _read_flows(a.args[0])
+            params = params[:2] + _read_flows(a.args[0])
         except OSError as e:
             print(f"pvs-ofctl: {a.args[0]}: open failed ({e.strerror})", file=sys.stderr)
             return 1

@@ -65,8 +65,8 @@ def traffic(lab):
 def report(env):
     step("What the switch shows")
     run(env, "pvs-vsctl", "show")
-    run(env, "pvs-ofctl", "dump-ports", "br0")
-    run(env, "pvs-ofctl", "dump-flows", "br0")
+    run(env, "pvs-ofctl", "--names", "dump-ports", "br0")
+    run(env, "pvs-ofctl", "--names", "dump-flows", "br0")
     run(env, "pvs-appctl", "fdb/show", "br0")
     run(env, "pvs-appctl", "dpif-netdev/pmd-stats-show")
     run(env, "pvs-appctl", "dpctl/dump-flows")

@@ -1,6 +1,7 @@
 """The daemon side of pvs-ofctl: OpenFlow management requests on a bridge.
 
-Each `ofctl/<command>` RPC takes the bridge name first. Text comes out in
+Each `ofctl/<command>` RPC takes the bridge name first, then "1" or "0" for
+port names or numbers in the output, then the command's arguments. Text comes out in
 ovs-ofctl's layout. A flow-mod changes ofproto under the switch lock, then
 (with the lock released) makes the datapath drop its cached translations
 before the reply goes back, so the very next packet sees the new tables.
@@ -20,29 +21,30 @@ def register(sw, reg):
             br = sw.bridges.get(args[0])
             if br is None:
                 raise CommandError(f"{args[0]} is not a bridge or a socket")
+            names = args[1] == "1"
             try:
                 with sw.lock:
-                    out = fn(sw, br, args[1:])
+                    out = fn(sw, br, args[2:], names)
             except (FlowParseError, OfprotoError) as e:
                 raise CommandError(str(e)) from None
             if mod:
                 sw.flows_changed()
             return out
-        reg("ofctl/" + name, "bridge ...", 1 + lo, 1 + hi, handler, hidden=True)
+        reg("ofctl/" + name, "bridge names ...", 2 + lo, 2 + hi, handler, hidden=True)
 
     bridge_cmd("show", 0, 0, _show)
     bridge_cmd("dump-ports", 0, 1, _dump_ports)
     bridge_cmd("dump-ports-desc", 0, 0, _dump_ports_desc)
-    bridge_cmd("dump-flows", 0, 1, lambda sw, br, a: br.ofproto.dump_flows(a[0] if a else "", sw.clock.now(),
-                                                                          names=True))
+    bridge_cmd("dump-flows", 0, 1, lambda sw, br, a, n: br.ofproto.dump_flows(a[0] if a else "",
+                                                                             sw.clock.now(), names=n))
     bridge_cmd("dump-aggregate", 0, 1, _dump_aggregate)
     bridge_cmd("dump-tables", 0, 0, _dump_tables)
-    bridge_cmd("add-flow", 1, 1, lambda sw, br, a: _add(sw, br, a), mod=True)
-    bridge_cmd("add-flows", 0, 100000, lambda sw, br, a: _add(sw, br, a), mod=True)
-    bridge_cmd("mod-flows", 1, 1, lambda sw, br, a: _mod(sw, br, a[0], False), mod=True)
-    bridge_cmd("mod-flows-strict", 1, 1, lambda sw, br, a: _mod(sw, br, a[0], True), mod=True)
-    bridge_cmd("del-flows", 0, 1, lambda sw, br, a: _del(sw, br, a, False), mod=True)
-    bridge_cmd("del-flows-strict", 0, 1, lambda sw, br, a: _del(sw, br, a, True), mod=True)
+    bridge_cmd("add-flow", 1, 1, lambda sw, br, a, n: _add(sw, br, a), mod=True)
+    bridge_cmd("add-flows", 0, 100000, lambda sw, br, a, n: _add(sw, br, a), mod=True)
+    bridge_cmd("mod-flows", 1, 1, lambda sw, br, a, n: _mod(sw, br, a[0], False), mod=True)
+    bridge_cmd("mod-flows-strict", 1, 1, lambda sw, br, a, n: _mod(sw, br, a[0], True), mod=True)
+    bridge_cmd("del-flows", 0, 1, lambda sw, br, a, n: _del(sw, br, a, False), mod=True)
+    bridge_cmd("del-flows-strict", 0, 1, lambda sw, br, a, n: _del(sw, br, a, True), mod=True)
 
 
 def _add(sw, br, flows):
@@ -77,7 +79,7 @@ def _mac(port):
     return ":".join(f"{b:02x}" for b in port.mac) if port.mac else "00:00:00:00:00:00"
 
 
-def _show(sw, br, args):
+def _show(sw, br, args, names):
     dpid = br.datapath_id()
     lines = [f"OFPT_FEATURES_REPLY (xid=0x2): dpid:{dpid}",
              f"n_tables:{N_TABLES}, n_buffers:0",
@@ -100,11 +102,11 @@ def _port_descs(br):
     return lines
 
 
-def _dump_ports_desc(sw, br, args):
+def _dump_ports_desc(sw, br, args, names):
     return "\n".join(["OFPST_PORT_DESC reply (xid=0x2):"] + _port_descs(br)) + "\n"
 
 
-def _dump_ports(sw, br, args):
+def _dump_ports(sw, br, args, names):
     ifaces = _sorted_ifaces(br)
     if args:
         want = args[0]
@@ -114,7 +116,7 @@ def _dump_ports(sw, br, args):
     lines = [f"OFPST_PORT reply (xid=0x2): {len(ifaces)} ports"]
     for i in ifaces:
         s = sw.dpif.port_stats(i.dp_port)
-        label = '"%s"' % i.name
+        label = '"%s"' % i.name if names else _port_label(i.ofport)
         lines.append(f"  port {label:>2}: rx pkts={s['rx_packets']}, bytes={s['rx_bytes']}, "
                      f"drop={s['rx_dropped']}, errs={s['rx_errors']}, frame=0, over=0, crc=0")
         lines.append(f"           tx pkts={s['tx_packets']}, bytes={s['tx_bytes']}, "
@@ -122,13 +124,13 @@ def _dump_ports(sw, br, args):
     return "\n".join(lines) + "\n"
 
 
-def _dump_aggregate(sw, br, args):
+def _dump_aggregate(sw, br, args, names):
     rules = [r for r in br.ofproto.rules()]
     return (f"NXST_AGGREGATE reply (xid=0x4): packet_count={sum(r.n_packets for r in rules)} "
             f"byte_count={sum(r.n_bytes for r in rules)} flow_count={len(rules)}\n")
 
 
-def _dump_tables(sw, br, args):
+def _dump_tables(sw, br, args, names):
     counts = {}
     for r in br.ofproto.rules():
         counts[r.table_id] = counts.get(r.table_id, 0) + 1
