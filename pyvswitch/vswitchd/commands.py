@@ -31,6 +31,8 @@ def register_all(sw):
     reg("dpctl/dump-flows", "[dp] [filter=...]", 0, 2, lambda a: sw.dpif.format_flows())
     reg("dpctl/del-flows", "[dp]", 0, 1, lambda a: _del_flows(sw))
     reg("ofproto/trace", "bridge flow", 2, 2, lambda a: _trace(sw, a[0], a[1]))
+    reg("netdev-dummy/receive", "port packet-hex...", 2, 64, lambda a: _dummy_receive(sw, a[0], a[1:]))
+    reg("netdev-dummy/capture", "port", 1, 1, lambda a: _dummy_capture(sw, a[0]))
     reg("vsctl/apply", "next_cfg", 1, 1, lambda a: _vsctl_apply(sw, a[0]), hidden=True)
     ofctl_cmds.register(sw, reg)
 
@@ -97,6 +99,34 @@ def _trace(sw, bridge, flow):
             raise CommandError("in_port is not a port of this bridge")
         layout.pack_key({"in_port": port.dp_port}, out=words)
         return trace(o, words, sw.clock.now(), learn=False)
+
+
+def _dummy_port(sw, name):
+    for br in sw.bridges.values():
+        iface = br.ifaces.get(name)
+        if iface is not None and iface.port is not None and iface.type == "dummy":
+            return iface.port
+    raise CommandError(f"no such dummy port {name}")
+
+
+def _dummy_receive(sw, name, frames):
+    """As OVS's netdev-dummy/receive, with frames given in hex: they arrive at
+    the port as if from its wire."""
+    port = _dummy_port(sw, name)
+    try:
+        data = [bytes.fromhex(f) for f in frames]
+    except ValueError:
+        raise CommandError("packets must be given in hexadecimal") from None
+    if any(len(d) < 14 for d in data):
+        raise CommandError("a packet is shorter than an Ethernet header")
+    lost = sum(1 for d in data if not port.inject(d))
+    return f"{lost} packets dropped (rx ring full)\n" if lost else ""
+
+
+def _dummy_capture(sw, name):
+    """The frames the switch transmitted on a dummy port since the last call,
+    one hex line each."""
+    return "".join(f.hex() + "\n" for f in _dummy_port(sw, name).capture())
 
 
 def _vsctl_apply(sw, cfg):
