@@ -1,0 +1,201 @@
+"""End to end on dummy ports: inject frames, check captures, stats and flows."""
+
+import threading
+import time
+
+import numpy as np
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Dot1Q, Ether
+
+from pyvswitch.datapath import layout as L
+from pyvswitch.datapath.dpif import Dpif
+from pyvswitch.ports.dummy import DummyPort
+
+from .conftest import IN_PORT_MASK, Capture, wait_for
+
+FRAME = bytes(Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2")
+              / UDP(sport=1, dport=2) / (b"x" * 18))
+
+
+def one_to_two(keys, in_ports, packets):
+    return [([("output", 2)], IN_PORT_MASK) if ip == 1 else ([], IN_PORT_MASK) for ip in in_ports]
+
+
+def flood(keys, in_ports, packets):
+    return [([("output", p) for p in (1, 2, 3) if p != ip], IN_PORT_MASK) for ip in in_ports]
+
+
+def test_forward_then_megaflow_hits(switch):
+    dp, ports = switch
+    calls = []
+
+    def handler(keys, in_ports, packets):
+        calls.append((keys.copy(), list(in_ports), packets))
+        return one_to_two(keys, in_ports, packets)
+
+    dp.set_upcall_handler(handler)
+    cap = Capture(ports[2])
+    ports[1].inject(FRAME)
+    assert cap.wait(1) == [FRAME]
+    assert L.get_field(calls[0][0][0], "in_port") == 1 and calls[0][2] == [FRAME]
+    assert L.get_field(calls[0][0][0], "dl_type") == 0x0800
+    for _ in range(10):
+        ports[1].inject(FRAME)
+    assert len(cap.wait(11)) == 11
+    s = dp.pmd_stats()[dp.pmds[0].core]
+    assert s["packets"] == 11 and s["upcall_ok"] == 1 and len(calls) == 1
+    assert s["emc_hits"] + s["megaflow_hits"] == 10 and s["megaflow_hits"] >= 1
+    text = dp.pmd_stats_show()
+    assert "  packets received: 11\n" in text and "  miss with success upcall: 1\n" in text
+    assert text.startswith(f"pmd thread numa_id 0 core_id {dp.pmds[0].core}:")
+    flows = dp.flow_dump()
+    assert len(flows) == 1 and flows[0].packets == 11 and flows[0].actions == [("output", 2)]
+    assert flows[0].bytes == 11 * len(FRAME)
+    line = dp.format_flows()
+    assert line.startswith("recirc_id(0),in_port(1), packets:11, bytes:") and line.rstrip().endswith("actions:2")
+    assert ports[3].capture() == []
+
+
+def test_megaflow_without_emc(tmp_path):
+    dp = Dpif("br-noemc", str(tmp_path), emc_insert_inv_prob=1 << 40)
+    p1, p2 = DummyPort("a"), DummyPort("b")
+    for p in (p1, p2):
+        p.open()
+        dp.add_port(p)
+    try:
+        dp.set_upcall_handler(one_to_two)
+        cap = Capture(p2)
+        for _ in range(5):
+            p1.inject(FRAME)
+        cap.wait(5)
+        s = dp.pmd_stats()[dp.pmds[0].core]
+        assert s["emc_hits"] == 0 and s["megaflow_hits"] + s["upcall_ok"] == 5
+    finally:
+        dp.close()
+
+
+def test_flood_and_vlan_actions(switch):
+    dp, ports = switch
+    dp.set_upcall_handler(flood)
+    caps = {n: Capture(ports[n]) for n in (1, 2, 3)}
+    ports[2].inject(FRAME)
+    assert caps[1].wait(1) == [FRAME] and caps[3].wait(1) == [FRAME]
+    assert caps[2].frames == []
+    tagged = bytes(Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02") / Dot1Q(vlan=10) / IP() / UDP())
+    dp.flow_flush()
+    dp.set_upcall_handler(lambda k, i, p: [([("pop_vlan",), ("output", 1), ("push_vlan", 0x1000 | 20),
+                                             ("output", 3)], None)] * len(p))
+    ports[2].inject(tagged)
+    out1, out3 = caps[1].wait(2)[1], caps[3].wait(2)[1]
+    assert out1 == bytes(Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02") / IP() / UDP())
+    assert Ether(out3)[Dot1Q].vlan == 20 and len(out3) == len(tagged)
+    assert Ether(out3)[Dot1Q].payload == Ether(tagged)[Dot1Q].payload
+    assert dp.flow_dump() == []                        # mask None: nothing installed
+
+
+def test_mask_none_executes_once_and_failed_upcalls(switch):
+    dp, ports = switch
+    dp.set_upcall_handler(lambda k, i, p: [([("output", 3)], None)] * len(p))
+    cap = Capture(ports[3])
+    ports[1].inject(FRAME)
+    ports[1].inject(FRAME)
+    assert len(cap.wait(2)) == 2
+    assert dp.flow_dump() == []
+    dp.set_upcall_handler(lambda k, i, p: None)
+    ports[1].inject(FRAME)
+    wait_for(lambda: dp.pmd_stats()[dp.pmds[0].core]["upcall_fail"] == 1)
+    assert "  miss with failed upcall: 1\n" in dp.pmd_stats_show()
+
+
+def test_flow_flush_makes_next_packet_upcall(switch):
+    dp, ports = switch
+    n = []
+    dp.set_upcall_handler(lambda k, i, p: n.append(1) or one_to_two(k, i, p))
+    cap = Capture(ports[2])
+    ports[1].inject(FRAME)
+    cap.wait(1)
+    ports[1].inject(FRAME)
+    cap.wait(2)
+    assert len(n) == 1
+    dp.flow_flush()
+    assert dp.flow_dump() == []
+    ports[1].inject(FRAME)
+    assert len(cap.wait(3)) == 3 and len(n) == 2
+    assert len(dp.flow_dump()) == 1
+    assert dp.flow_del(L.pack_key({"in_port": 1}), IN_PORT_MASK) == 1
+    assert dp.flow_dump() == []
+
+
+def test_flow_put_revalidate_and_stats(switch):
+    dp, ports = switch
+    dp.flow_put(L.pack_key({"in_port": 1}), IN_PORT_MASK, [("output", 2), ("output", 3)])
+    c2, c3 = Capture(ports[2]), Capture(ports[3])
+    for _ in range(3):
+        ports[1].inject(FRAME)
+    assert len(c2.wait(3)) == 3 and len(c3.wait(3)) == 3
+    st = dp.port_stats(1)
+    assert st["rx_packets"] == 3 and st["rx_bytes"] == 3 * len(FRAME)
+    assert dp.port_stats(2)["tx_packets"] == 3
+    kept, changed, deleted = dp.revalidate(lambda k, m, a: ([("output", 3)], m))
+    assert (kept, changed, deleted) == (0, 1, 0)
+    ports[1].inject(FRAME)
+    c3.wait(4)
+    assert len(c2.wait(3, timeout=0.1)) == 3 and len(c3.frames) == 4
+    assert dp.revalidate(lambda k, m, a: None) == (0, 0, 1) and dp.flow_dump() == []
+
+
+def test_userspace_action_and_execute(switch):
+    dp, ports = switch
+    got = []
+    dp.set_userspace_handler(lambda key, in_port, pkt, arg: got.append((in_port, pkt, arg)))
+    dp.set_upcall_handler(lambda k, i, p: [([("userspace", 7), ("output", 2)], IN_PORT_MASK)] * len(p))
+    cap = Capture(ports[2])
+    ports[1].inject(FRAME)
+    ports[1].inject(FRAME)
+    cap.wait(2)
+    wait_for(lambda: len(got) == 2)
+    assert got == [(1, FRAME, 7), (1, FRAME, 7)]
+    c3 = Capture(ports[3])
+    assert dp.execute(FRAME, [("output", 3)], in_port=0)
+    assert c3.wait(1) == [FRAME]
+
+
+def test_del_port_and_rxq_show(switch):
+    dp, ports = switch
+    text = dp.rxq_show()
+    assert text.startswith(f"pmd thread numa_id 0 core_id {dp.pmds[0].core}:\n  isolated : false\n")
+    assert "  port: p1 " in text and "queue-id:  0 (enabled)   pmd usage:" in text
+    dp.set_upcall_handler(one_to_two)
+    dp.del_port(2)
+    assert "p2" not in dp.rxq_show()
+    ports[1].inject(FRAME)
+    wait_for(lambda: dp.pmd_stats()[dp.pmds[0].core]["packets"] == 1)
+    time.sleep(0.05)
+    assert ports[2].capture() == []
+
+
+def test_pmd_stops_cleanly(tmp_path):
+    dp = Dpif("br-stop", str(tmp_path))
+    threads = [p._thread for p in dp.pmds]
+    assert all(t.is_alive() for t in threads)
+    dp.close()
+    assert not any(t.is_alive() for t in threads)
+
+
+def _cpu_ticks(tid):
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])          # utime + stime
+
+
+def test_idle_pmd_uses_little_cpu(switch):
+    import os
+    dp, ports = switch
+    tid = dp.pmds[0]._thread.native_id
+    time.sleep(0.5)                                    # compiled and settled
+    hz = os.sysconf("SC_CLK_TCK")
+    t0, c0 = time.monotonic(), _cpu_ticks(tid)
+    time.sleep(2.0)
+    t1, c1 = time.monotonic(), _cpu_ticks(tid)
+    share = (c1 - c0) / hz / (t1 - t0)
+    assert share < 0.05, f"idle PMD used {share:.1%} of a core"
