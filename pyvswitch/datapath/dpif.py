@@ -18,6 +18,7 @@
     dp.port_stats(dp_port) -> {rx_packets, rx_bytes, rx_dropped, rx_errors, tx_...}
     dp.pmd_stats() / pmd_stats_show() / pmd_stats_clear() / rxq_show()
     dp.execute(packet, actions, in_port=0)   packet-out, from the control thread
+    dp.quiesce()                  context manager: all PMDs parked (any thread)
     dp.close()
 
 Threads: every method is for the control (main) thread and is serialised by
@@ -34,6 +35,7 @@ tci), ('pop_vlan',), ('set_vlan', tci), ('userspace', arg), ('drop',) ...;
 PMDs have their own megaflow tables (like OVS): flows are per PMD in dumps.
 """
 
+import contextlib
 import os
 import threading
 import time
@@ -195,6 +197,13 @@ class Dpif:
     def parked(self, pmds=None):
         """Context manager: the PMDs (default all) are parked inside."""
         return self._Parked(self.pmds if pmds is None else pmds)
+
+    @contextlib.contextmanager
+    def quiesce(self):
+        """Park every PMD, from any thread (Port.quiesce: a port rewriting its
+        io rows or remapping its memory in place)."""
+        with self._lock, self.parked():
+            yield
 
     def _reconfigure(self):
         """Rebuild every PMD's rows, rxqs, txmap and poll fds (round-robin)."""

@@ -16,10 +16,17 @@ rows and memories it hands out (see ports/io.py):
     mtu, set_mtu(n)   the device MTU
     mac               6-byte MAC address (bytes) or None
     status()          {str: str} for the Interface status column
+    run(now)          periodic work on the main thread (reconnect backoff, ...)
+    quiesce           set by the owner before open(): a context manager that
+                      parks every PMD (callable from any thread); inside it a
+                      port may rewrite its io rows and remap its memories in
+                      place (same array objects). Default: no PMDs, no-op.
 
 Errors in options (unknown keys, bad values) raise PortError before anything
 is opened.
 """
+
+import contextlib
 
 PORT_TYPES = {}
 
@@ -61,6 +68,7 @@ def load_types():
 class Port:
     type_name = "?"
     n_rxq = 1
+    quiesce = staticmethod(contextlib.nullcontext)
 
     def __init__(self, name, options=None):
         self.name = name
@@ -92,3 +100,6 @@ class Port:
 
     def status(self):
         return {}
+
+    def run(self, now):
+        pass

@@ -89,6 +89,7 @@ class Bridge:
             return iface
         try:
             port = cls(name, config.get("options") or {})
+            port.quiesce = self.dpif.quiesce
             port.open()
         except PortError as e:
             iface.error = str(e)

@@ -111,6 +111,10 @@ class Switch:
             self._db_version = version
             self.reconfigure()
         now = self.clock.now()
+        for br in list(self.bridges.values()):
+            for iface in list(br.ifaces.values()):
+                if iface.port is not None:
+                    iface.port.run(now)
         with self.lock:
             for br in self.bridges.values():
                 br.ofproto.run(now)
