@@ -80,10 +80,11 @@ if JIT:
         disp._cache = _DepsCache(disp.py_func)
         return disp
 else:
-    import numpy as _np
+    import warnings as _warnings
     # Interpreted kernels do uint64 arithmetic on numpy scalars, which wraps
-    # like the compiled code but warns on every overflow: silence that.
-    _np.seterr(over="ignore")
+    # like the compiled code but warns on every overflow: silence that (in
+    # every thread: numpy's seterr is per thread).
+    _warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
 
     def kernel(fn):
         return fn

@@ -48,3 +48,8 @@ def switch(tmp_path):
     dp.close()
     for p in ports.values():
         p.close()
+
+
+def pytest_configure(config):
+    # PVS_JIT=0: interpreted uint64 hash arithmetic wraps like the compiled code
+    config.addinivalue_line("filterwarnings", "ignore:overflow encountered:RuntimeWarning")

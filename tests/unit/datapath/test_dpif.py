@@ -4,9 +4,11 @@ import threading
 import time
 
 import numpy as np
+import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 
+from pyvswitch.core.jit import JIT
 from pyvswitch.datapath import layout as L
 from pyvswitch.datapath.dpif import Dpif
 from pyvswitch.ports.dummy import DummyPort
@@ -188,6 +190,7 @@ def _cpu_ticks(tid):
     return int(fields[11]) + int(fields[12])          # utime + stime
 
 
+@pytest.mark.skipif(not JIT, reason="measures the compiled PMD loop")
 def test_idle_pmd_uses_little_cpu(switch):
     import os
     dp, ports = switch
