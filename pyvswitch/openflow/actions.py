@@ -94,8 +94,16 @@ class GotoTable:
         return f"goto_table:{self.table}"
 
 
+@dataclass(frozen=True)
+class Group:
+    group_id: int
+
+    def to_text(self, namer=None):
+        return f"group:{self.group_id}"
+
+
 ACTION_TYPES = (Output, Controller, SetVlanVid, SetVlanPcp, StripVlan, PushVlan,
-                Resubmit, GotoTable)
+                Resubmit, GotoTable, Group)
 
 
 def format_actions(actions, namer=None):

@@ -46,6 +46,15 @@ class FlowMod:
     out_port: int | None = None
     importance: int = 0
     flags: frozenset = frozenset()
+    # Wire-only parts (the OpenFlow codecs fill them; the text syntax leaves
+    # the defaults): the packet to apply the flow to, the out_group filter,
+    # and OpenFlow 1.3 instructions other than apply-actions and goto-table.
+    buffer_id: int = 0xFFFFFFFF
+    out_group: int | None = None
+    write_actions: tuple | None = None
+    clear_actions: bool = False
+    write_metadata: tuple | None = None    # (value, mask)
+    meter: int | None = None
 
 
 # --- tokens ---------------------------------------------------------------------
@@ -363,6 +372,10 @@ def _p_goto_table(value, ctx):
     return A.GotoTable(_table_arg(value or ""))
 
 
+def _p_group(value, ctx):
+    return A.Group(F.parse_int(value or "", 32, "group"))
+
+
 ACTION_PARSERS = {
     "output": _p_output,
     "controller": _p_controller,
@@ -380,4 +393,5 @@ ACTION_PARSERS = {
     "push_vlan": _p_push_vlan,
     "resubmit": _p_resubmit,
     "goto_table": _p_goto_table,
+    "group": _p_group,
 }
