@@ -12,18 +12,18 @@ from pyvswitch.ports import dummy
 from pyvswitch.ports import io as pio
 
 
-@kernel
+@kernel(nrt=False)
 def _rx_none(mem, io, pool, slots, offs, lens, n_max, qstats):
     return 0
 
 
-@kernel
+@kernel(nrt=False)
 def _tx_none(mem, io, pool, slot, off, length, qstats):
     qstats[pio.Q_TX_DROPPED] += 1
     return 0
 
 
-@kernel
+@kernel(nrt=False)
 def _flush_none(mem, io, qstats):
     return None
 
@@ -36,9 +36,13 @@ try:
     from pyvswitch.ports.tap import rx_burst as tap_rx, tx_flush as tap_flush, tx_one as tap_tx
 except ImportError:                           # pragma: no cover
     tap_rx, tap_tx, tap_flush = _rx_none, _tx_none, _flush_none
+try:
+    from pyvswitch.ports.vhost.virtq import rx_burst as vhu_rx, tx_flush as vhu_flush, tx_one as vhu_tx
+except ImportError:                           # pragma: no cover
+    vhu_rx, vhu_tx, vhu_flush = _rx_none, _tx_none, _flush_none
 
 
-@kernel
+@kernel(nrt=False)
 def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
     t = io[pio.IO_TYPE]
     if t == pio.PT_DUMMY:
@@ -47,10 +51,12 @@ def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
         return afp_rx(mem, io, pool, slots, offs, lens, n_max, qstats)
     if t == pio.PT_TAP:
         return tap_rx(mem, io, pool, slots, offs, lens, n_max, qstats)
+    if t == pio.PT_VHOST:
+        return vhu_rx(mem, io, pool, slots, offs, lens, n_max, qstats)
     return 0
 
 
-@kernel
+@kernel(nrt=False)
 def tx_one(mem, io, pool, slot, off, length, qstats):
     t = io[pio.IO_TYPE]
     if io[pio.IO_LINK_UP] == 0:
@@ -62,11 +68,13 @@ def tx_one(mem, io, pool, slot, off, length, qstats):
         return afp_tx(mem, io, pool, slot, off, length, qstats)
     if t == pio.PT_TAP:
         return tap_tx(mem, io, pool, slot, off, length, qstats)
+    if t == pio.PT_VHOST:
+        return vhu_tx(mem, io, pool, slot, off, length, qstats)
     qstats[pio.Q_TX_DROPPED] += 1
     return 0
 
 
-@kernel
+@kernel(nrt=False)
 def tx_flush(mem, io, qstats):
     t = io[pio.IO_TYPE]
     if t == pio.PT_DUMMY:
@@ -75,3 +83,5 @@ def tx_flush(mem, io, qstats):
         afp_flush(mem, io, qstats)
     elif t == pio.PT_TAP:
         tap_flush(mem, io, qstats)
+    elif t == pio.PT_VHOST:
+        vhu_flush(mem, io, qstats)
