@@ -157,18 +157,22 @@ def foreign(a, b, mine):
     return max(0.0, direct, procstat), top[:8]
 
 
-def wait_quiet(mine, threshold=5.0, max_wait=300.0, interval=1.0, log=None):
-    """Sample `interval`-second windows until foreign CPU < threshold.
+def wait_quiet(mine, threshold=5.0, max_wait=300.0, interval=1.0, need=1, log=None):
+    """Sample `interval`-second windows until foreign CPU < threshold in `need`
+    consecutive ones (other people's test runs come in bursts with short gaps).
     Returns (quiet?, seconds waited, last foreign %, top). Never kills anything."""
     start = time.monotonic()
     last_report = start
+    streak = 0
+    b = snapshot()
     while True:
-        a = snapshot()
+        a = b
         time.sleep(interval)
         b = snapshot()
         f, top = foreign(a, b, mine() if callable(mine) else mine)
         waited = time.monotonic() - start
-        if f < threshold:
+        streak = streak + 1 if f < threshold else 0
+        if streak >= need:
             return True, waited, f, top
         if waited > max_wait:
             return False, waited, f, top

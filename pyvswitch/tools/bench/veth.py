@@ -38,9 +38,10 @@ from .system import MAC_NOBODY, NS1, NS2, V1, V2, log
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 DEFAULT_OUT = os.path.join(REPO, "bench", "results")
 
-QUICK = {"reps": 1, "duration": 3.0, "warmup": 2.0, "sizes": "64", "retries": 1, "quiet_max_wait": 30.0}
+QUICK = {"reps": 1, "duration": 3.0, "warmup": 2.0, "sizes": "64", "retries": 1, "quiet_max_wait": 30.0,
+         "quiet_seconds": 1}
 DEFAULTS = {"reps": 3, "duration": 10.0, "warmup": 3.0, "sizes": "64,1514", "retries": 3,
-            "quiet_max_wait": 300.0}
+            "quiet_max_wait": 300.0, "quiet_seconds": 3}
 REQUIRED_DEBS = {"dpdk-dev": None, "ethtool": None, "iproute2": None,
                  "openvswitch-switch": "ovs-system"}
 
@@ -67,6 +68,8 @@ def build_parser():
     p.add_argument("--quiet-threshold", type=float, default=5.0,
                    help="wait before each window until foreign CPU %% is below this (default 5)")
     p.add_argument("--quiet-max-wait", type=float, help="give up waiting after s (default 300)")
+    p.add_argument("--quiet-seconds", type=int,
+                   help="consecutive quiet 1-s samples needed before a window (default 3, --quick 1)")
     p.add_argument("--gen-cpu", type=int, default=0, help="core of the generator (default 0)")
     p.add_argument("--switch-cpu", type=int, default=1, help="core of the switch (default 1)")
     p.add_argument("--out", default=DEFAULT_OUT, help="results directory (default bench/results)")
@@ -88,10 +91,10 @@ def parse_args(argv=None):
         a.size_list = stats.parse_sizes(a.sizes)
     except ValueError as e:
         parser.error(str(e))
-    if a.reps < 1 or a.retries < 1:
-        raise SystemExit("--reps and --retries must be >= 1")
+    if a.reps < 1 or a.retries < 1 or a.quiet_seconds < 1:
+        parser.error("--reps, --retries and --quiet-seconds must be >= 1")
     if a.duration <= 0 or a.warmup < 0:
-        raise SystemExit("--duration must be > 0 and --warmup >= 0")
+        parser.error("--duration must be > 0 and --warmup >= 0")
     ncpu = os.cpu_count() or 1
     for c in (a.gen_cpu, a.switch_cpu):
         if not 0 <= c < ncpu:
@@ -194,7 +197,8 @@ def measure(args, sw, size, rep, attempt, rawdir, cleanup):
     tag = f"{sw.name}-size{size}-rep{rep}.{attempt}"
     bench = lambda extra=(): [os.getpid(), *sw.bench_pids(), *extra]  # noqa: E731
     quiet, waited, f_before, top_before = cpu.wait_quiet(
-        bench, threshold=args.quiet_threshold, max_wait=args.quiet_max_wait, log=log)
+        bench, threshold=args.quiet_threshold, max_wait=args.quiet_max_wait,
+        need=args.quiet_seconds, log=log)
     gen = Generator(args.gen_cpu, os.path.join(rawdir, f"gen-{tag}.log"))
     mark = len(cleanup.stack)
     gpid = gen.start(size, cleanup)
@@ -370,7 +374,8 @@ def main(argv=None):
         f"flows: {args.flows}; total {elapsed:.0f} s.",
         f"clean = foreign CPU <= {args.clean_max_foreign:g} % (100 % = one core) and the generator "
         f"still running at the end of the window; before each window the harness waited "
-        f"(<= {args.quiet_max_wait:g} s) for foreign CPU < {args.quiet_threshold:g} %.",
+        f"(<= {args.quiet_max_wait:g} s) for foreign CPU < {args.quiet_threshold:g} % in "
+        f"{args.quiet_seconds} consecutive 1-s samples.",
         f"generator memory: {Generator.eal_memory_args()[1]}.",
     ]
     if interrupted:

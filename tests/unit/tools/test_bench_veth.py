@@ -256,11 +256,12 @@ def test_defaults():
     assert (a.reps, a.duration, a.warmup, a.retries) == (3, 10.0, 3.0, 3)
     assert a.flows == "ports"
     assert (a.gen_cpu, a.switch_cpu) == (0, 1)
+    assert (a.quiet_seconds, a.quiet_max_wait) == (3, 300.0)
 
 
 def test_quick_and_explicit_override():
     a = veth.parse_args(["--quick"])
-    assert (a.reps, a.duration, a.size_list, a.retries) == (1, 3.0, [64], 1)
+    assert (a.reps, a.duration, a.size_list, a.retries, a.quiet_seconds) == (1, 3.0, [64], 1, 1)
     b = veth.parse_args(["--quick", "--reps", "2", "--sizes", "64,1514"])
     assert b.reps == 2 and b.size_list == [64, 1514] and b.duration == 3.0
 
