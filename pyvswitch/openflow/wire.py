@@ -286,8 +286,11 @@ def _codec(version):
     return None
 
 
-def decode(data):
+def decode(data, flow_mod_table_id=False):
     """(version, xid, message) of one whole message; raises OFError only.
+
+    `flow_mod_table_id`: the peer turned NXT_FLOW_MOD_TABLE_ID on (OpenFlow
+    1.0 flow mods then carry a table id in the command's high byte).
 
     A hello of any version decodes (version negotiation needs it); other
     messages of an unsupported version raise OFPBRC_BAD_VERSION."""
@@ -304,7 +307,8 @@ def decode(data):
         raise OFError("OFPBRC_BAD_VERSION", f"version {version:#x}", data,
                       OFP13, xid)
     try:
-        return version, xid, codec.decode_body(mtype, data)
+        return version, xid, codec.decode_body(
+            mtype, data, flow_mod_table_id=flow_mod_table_id)
     except OFError as e:
         e.data, e.version, e.xid = data, version, xid
         raise
