@@ -4,12 +4,16 @@
 
 How: parse global options, split the rest into commands at `--`, open the
 store (pyvswitch.db.store) and run every command inside ONE transaction: if
-any command fails, nothing is written. The transaction bumps
+any command fails, nothing is written. Before committing, the values it adds
+or changes that the switch reads are checked (pyvswitch.db.config_keys:
+other_config keys such as mac-aging-time, and interface types against
+Open_vSwitch.iface_types). The transaction bumps
 Open_vSwitch.next_cfg when it changed something. Then, unless --no-wait,
 ask the daemon to apply that configuration:
     unixrpc.call(<rundir>/pvs-vswitchd.ctl, "vsctl/apply", [next_cfg], timeout)
 No daemon listening: success (it reads the database when it starts). The
-daemon answers an error: printed as a warning, exit 0 (the change stands).
+daemon answers an error or drops the connection: printed as a warning, exit
+0 (the change stands).
 --timeout bounds both the lock wait and the daemon wait ("timeout expired").
 
 Exit status: 0 ok, 1 error (message on stderr, database unchanged),
@@ -21,6 +25,8 @@ import sys
 import time
 
 from pyvswitch.core import paths, unixrpc
+from pyvswitch.db import config_keys
+from pyvswitch.db.schema import SchemaError
 from pyvswitch.db.store import Store, StoreBusy
 from pyvswitch.db.txn import StoreError
 from pyvswitch.cli import vsctl_br as br, vsctl_db as db
@@ -220,9 +226,20 @@ def run(inv):
                 if sym not in created and symtab[sym] not in _all_uuids(txn):
                     raise VsctlError(f'row id "{sym}" is referenced but never created '
                                      f'(e.g. with "-- --id={sym} create ...")')
+            if write:
+                _check_values(txn)
         return out, (txn.next_cfg if txn.changed else None)
     finally:
         store.close()
+
+
+def _check_values(txn):
+    """Values the switch would not understand (other_config keys it reads,
+    interface types it lacks) are refused before anything is committed."""
+    try:
+        config_keys.check_changes(txn.tables, txn.original)
+    except SchemaError as e:
+        raise VsctlError(str(e)) from None
 
 
 def _all_uuids(txn):
@@ -239,6 +256,9 @@ def wait_for_daemon(inv, next_cfg, deadline):
         if deadline is not None and time.monotonic() >= deadline - 0.01:
             raise VsctlError("timeout expired") from None
         print(f"{PROG}: warning: {e}", file=sys.stderr)
+    except OSError as e:     # the daemon went away while we waited
+        print(f"{PROG}: warning: {paths.ctl_path(inv.rundir)}: connection to the daemon failed "
+              f"({e.strerror or e})", file=sys.stderr)
 
 
 def main(argv=None):

@@ -111,6 +111,10 @@ class Transaction:
     def root(self):
         return next(iter(self.tables[ROOT].items()))
 
+    def original(self, table, u):
+        """The row as it was when the transaction began (None: new row)."""
+        return self._orig[table].get(u)
+
     # ---- writes ----------------------------------------------------------
 
     def insert(self, table, values=None, u=None):

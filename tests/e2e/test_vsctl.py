@@ -369,6 +369,114 @@ def test_db_errors(topo):
     assert topo("--if-exists", "get", "Interface", "p1", "options:nokey") == ""
 
 
+# ---- values the switch would not understand --------------------------------
+
+IFACE_TYPES = ("afpacket", "dummy", "internal", "system", "tap")
+
+
+@pytest.fixture
+def switch_ran(topo):
+    """As after a daemon started: Open_vSwitch:iface_types is filled in."""
+    s = Store(topo.db)
+    ru = next(iter(s.snapshot().tables["Open_vSwitch"]))
+    s.write_status({"Open_vSwitch": {ru: {"iface_types": IFACE_TYPES}}})
+    s.close()
+    return topo
+
+
+def test_unknown_iface_type_is_refused(switch_ran):
+    msg = ('Interface {}: unknown interface type "foo" '
+           '(supported: afpacket, dummy, internal, system, tap)')
+    switch_ran.fails("add-port", "br0", "p5", "--", "set", "Interface", "p5", "type=foo",
+                     msg=msg.format("p5"))
+    switch_ran.fails("set", "Interface", "p2", "type=foo", msg=msg.format("p2"))
+    switch_ran.fails("add-bond", "br0", "b0", "e1", "e2", "--", "set", "Interface", "e2",
+                     "type=Tap", msg=msg.format("e2").replace('"foo"', '"Tap"'))
+    switch_ran("add-port", "br0", "p5", "--", "set", "Interface", "p5", "type=tap")
+    switch_ran("set", "Interface", "p5", 'type=""')
+    assert switch_ran("get", "Interface", "p5", "type") == '""\n'
+
+
+def test_iface_types_empty_accepts_any_type(topo):
+    """No daemon ever wrote iface_types: pvs-vsctl cannot know, it accepts."""
+    topo("add-port", "br0", "p5", "--", "set", "Interface", "p5", "type=foo")
+    assert topo("get", "Interface", "p5", "type") == "foo\n"
+
+
+def test_existing_unknown_type_does_not_block_other_changes(topo, monkeypatch):
+    topo("set", "Interface", "p2", "type=foo")          # before any daemon ran
+    s = Store(topo.db)
+    ru = next(iter(s.snapshot().tables["Open_vSwitch"]))
+    s.write_status({"Open_vSwitch": {ru: {"iface_types": IFACE_TYPES}}})
+    s.close()
+    topo("set", "Port", "p2", "tag=7")
+    topo("set", "Interface", "p2", "options:x=y")
+    assert topo("get", "Interface", "p2", "type") == "foo\n"
+
+
+@pytest.mark.parametrize("table,rec,key,value,expected", [
+    ("Open_vSwitch", ".", "pmd-cpu-mask", "zz", "a hexadecimal CPU mask such as 0x6"),
+    ("Open_vSwitch", ".", "pmd-cpu-mask", "0x", "a hexadecimal CPU mask such as 0x6"),
+    ("Open_vSwitch", ".", "pmd-cpu-mask", "-1", "a hexadecimal CPU mask such as 0x6"),
+    ("Open_vSwitch", ".", "pmd-sleep-max", "-5", "an integer from 0 to 2147483647: microseconds"),
+    ("Open_vSwitch", ".", "pmd-sleep-max", "abc", "an integer from 0 to 2147483647: microseconds"),
+    ("Open_vSwitch", ".", "pmd-sleep-max", "1e3", "an integer from 0 to 2147483647: microseconds"),
+    ("Open_vSwitch", ".", "pmd-sleep-max", "99999999999", "an integer from 0 to 2147483647: microseconds"),
+    ("Open_vSwitch", ".", "vhost-sock-dir", "", "a directory path"),
+    ("Bridge", "br0", "mac-aging-time", "abc", "an integer from 1 to 2147483647: seconds"),
+    ("Bridge", "br0", "mac-aging-time", "0", "an integer from 1 to 2147483647: seconds"),
+    ("Bridge", "br0", "mac-aging-time", "+5", "an integer from 1 to 2147483647: seconds"),
+    ("Bridge", "br0", "mac-aging-time", "\u0663", "an integer from 1 to 2147483647: seconds"),
+    ("Bridge", "br0", "mac-table-size", "0", "an integer from 1 to 2147483647: entries"),
+    ("Bridge", "br0", "mac-table-size", "1_000", "an integer from 1 to 2147483647: entries"),
+    ("Bridge", "br0", "datapath-id", "zz", "exactly 16 hex digits"),
+    ("Bridge", "br0", "datapath-id", "00000000000000001", "exactly 16 hex digits"),
+])
+def test_malformed_other_config_is_refused(topo, table, rec, key, value, expected):
+    record = "Open_vSwitch" if table == "Open_vSwitch" else f"{table} {rec}"
+    msg = f'{record}: other_config:{key}="{value}" is invalid (expected {expected})'
+    topo.fails("set", table, rec, f'other_config:{key}="{value}"', msg=msg)
+    topo.fails("add", table, rec, "other_config", f'{key}="{value}"', msg=msg)
+    topo.fails("set", table, rec, f'other_config={{{key}="{value}"}}', msg=msg)
+
+
+def test_malformed_value_in_a_new_bridge_is_refused(topo):
+    topo.fails("add-br", "br9", "--", "set", "Bridge", "br9", "other_config:mac-table-size=x",
+               msg='Bridge br9: other_config:mac-table-size="x" is invalid '
+                   '(expected an integer from 1 to 2147483647: entries)')
+
+
+@pytest.mark.parametrize("table,rec,key,value", [
+    ("Open_vSwitch", ".", "pmd-cpu-mask", "0x6"),
+    ("Open_vSwitch", ".", "pmd-cpu-mask", "F"),
+    ("Open_vSwitch", ".", "pmd-sleep-max", "0"),
+    ("Open_vSwitch", ".", "pmd-sleep-max", "500"),
+    ("Open_vSwitch", ".", "vhost-sock-dir", "/var/run/vhost"),
+    ("Bridge", "br0", "mac-aging-time", "2"),
+    ("Bridge", "br0", "mac-table-size", "2048"),
+    ("Bridge", "br0", "datapath-id", "00000000000000aB"),
+    ("Bridge", "br0", "some-other-key", "zz"),            # keys the switch does not read
+    ("Port", "p1", "mac-aging-time", "abc"),              # ...or not in this table
+])
+def test_well_formed_other_config_is_accepted(topo, table, rec, key, value):
+    topo("set", table, rec, f"other_config:{key}={value}")
+    assert topo("get", table, rec, f"other_config:{key}") in (f"{value}\n", f'"{value}"\n')
+
+
+def test_existing_malformed_value_does_not_block_other_changes(topo):
+    s = Store(topo.db)
+    with s.transaction() as txn:        # as written by another tool or an older pvs-vsctl
+        u, row = txn.find("Bridge", "br0")
+        txn.update("Bridge", u, {"other_config": {"mac-aging-time": "abc"}})
+    s.close()
+    topo("set", "Bridge", "br0", "other_config:flood=1")
+    topo("remove", "Bridge", "br0", "other_config", "flood")
+    topo.fails("set", "Bridge", "br0", "other_config:mac-aging-time=x",
+               msg='Bridge br0: other_config:mac-aging-time="x" is invalid '
+                   '(expected an integer from 1 to 2147483647: seconds)')
+    topo("set", "Bridge", "br0", "other_config:mac-aging-time=30")
+
+
 # ---- atomicity, usage errors ---------------------------------------------
 
 def test_chained_commands_are_atomic(topo):
@@ -480,6 +588,18 @@ def test_daemon_error_is_a_warning(vsctl):
     assert vsctl.capsys.readouterr().err == "pvs-vsctl: warning: p1: could not open device\n"
     assert vsctl.lines("list-br") == ["br0"]
     d.close()
+
+
+def test_daemon_dies_while_waiting_is_a_warning(vsctl, monkeypatch):
+    """The daemon resets the connection (it crashed): a warning, no traceback."""
+    def reset(*a, **kw):
+        raise ConnectionResetError(104, "Connection reset by peer")
+    monkeypatch.setattr("pyvswitch.cli.vsctl.unixrpc.call", reset)
+    assert main(["add-br", "br0"]) == 0
+    assert vsctl.capsys.readouterr().err == (
+        f"pvs-vsctl: warning: {vsctl.tmp}/pvs-vswitchd.ctl: connection to the daemon failed "
+        f"(Connection reset by peer)\n")
+    assert vsctl.lines("list-br") == ["br0"]      # the change stands
 
 
 def test_daemon_timeout(vsctl):
