@@ -555,7 +555,7 @@ def _e_flow_mod(fm):
             or fm.meter is not None:
         raise EncodeError("OpenFlow 1.3 instructions in an OpenFlow 1.0 flow mod")
     match, use_nxm = _match_or_nxm(fm.match)
-    if use_nxm:
+    if use_nxm or fm.cookie_mask:          # 1.0 has no cookie mask: NXM_NX_COOKIE_W
         return _vendor(fm)
     command = nx.FM_COMMANDS.index(fm.command) | ((fm.table or 0) << 8)
     return FLOW_MOD, match + _FLOW_MOD.pack(

@@ -161,3 +161,11 @@ def test_hello_bitmap_of_ovs():
 def test_packet_in_13_carries_in_port_in_match():
     data = wire.encode(M.PacketIn(in_port=F.OFPP_LOCAL, data=b"x"), OF13)
     assert bytes.fromhex("80000004fffffffe") in data
+
+
+def test_openflow10_cookie_mask_goes_nicira():
+    f = fm("cookie=0x5/0xff", "delete")
+    data = wire.encode(f, OF10)
+    assert data[1] == 4
+    back = wire.decode(data)[2]
+    assert (back.cookie, back.cookie_mask, back.table) == (5, 0xFF, None)
