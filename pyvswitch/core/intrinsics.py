@@ -26,6 +26,8 @@ counter compiled kernels see.
 
 import time
 
+import numpy as np
+
 from llvmlite import ir
 
 from pyvswitch.core.jit import JIT, kernel
@@ -180,3 +182,51 @@ if JIT:
 def read_tsc():
     """The cycle counter compiled kernels read (rdtsc), callable from Python."""
     return rdtsc()
+
+
+# ------------------------------------------------------- arrays from addresses
+# Kernels compiled without NRT cannot take typed lists; they reach memories of
+# varying size (port rings, io rows) through tables of (address, length). The
+# Python owner keeps the arrays alive while their addresses are published.
+
+def view_i64_py(addr, n):
+    """int64[n] at address addr (Python side; kernels call view_i64)."""
+    import ctypes
+    return np.ctypeslib.as_array(ctypes.cast(int(addr), ctypes.POINTER(ctypes.c_int64)), (int(n),))
+
+
+def view_u8_py(addr, n):
+    """uint8[n] at address addr (Python side; kernels call view_u8)."""
+    import ctypes
+    return np.ctypeslib.as_array(ctypes.cast(int(addr), ctypes.POINTER(ctypes.c_uint8)), (int(n),))
+
+
+view_i64, view_u8 = view_i64_py, view_u8_py
+
+
+if JIT:
+    from numba.np.arrayobj import populate_array
+
+    def _view_intr(nbtype):
+        def impl(typingctx, addr, n):
+            arrty = types.Array(nbtype, 1, "C")
+
+            def codegen(context, builder, sig, args):
+                ary = context.make_array(arrty)(context, builder)
+                ptrty = context.get_value_type(types.CPointer(nbtype))
+                addr_v = context.cast(builder, args[0], sig.args[0], types.int64)
+                n_v = context.cast(builder, args[1], sig.args[1], types.intp)
+                itemsize = context.get_constant(types.intp, context.get_abi_sizeof(
+                    context.get_data_type(nbtype)))
+                populate_array(ary, data=builder.inttoptr(addr_v, ptrty),
+                               shape=cgutils.pack_array(builder, [n_v]),
+                               strides=cgutils.pack_array(builder, [itemsize]),
+                               itemsize=itemsize, meminfo=None)
+                return ary._getvalue()
+            return arrty(addr, n), codegen
+        return intrinsic(impl)
+
+    # Bound to the intrinsics themselves: an overload returning an array it
+    # did not receive is refused without NRT. From Python use view_*_py.
+    view_i64 = _view_intr(types.int64)
+    view_u8 = _view_intr(types.uint8)

@@ -9,6 +9,14 @@ compiler, and the fallback when numba is unavailable.
 Kernels must be defined at module level: a kernel built inside a factory
 function never hits numba's on-disk cache (datapath-feasibility.md, sec. 1).
 
+`@kernel(nrt=False)` compiles without numba's reference counting. With it,
+every call of a helper that takes arrays (worse: a namedtuple of arrays) does
+an atomic NRT incref/decref per array: measured 25 ns per call with two
+arrays, 130 ns with the 11-array flow tables, i.e. microseconds per packet.
+Hot-path kernels use nrt=False, so they must not allocate (np.zeros, typed
+lists, returning new arrays); they reach port rings through address tables
+and intrinsics.view_i64/view_u8 instead of typed lists.
+
 Cache and other files: numba's cache key covers only the kernel's own source
 file, so a kernel that calls a kernel of another module (the PMD loop calls
 parse, emc, execute and every port type) would keep running stale code after
@@ -75,8 +83,13 @@ if JIT:
         def _index_key(self, sig, codegen):
             return super()._index_key(sig, codegen) + (deps_stamp(self._py_func),)
 
-    def kernel(fn):
-        disp = numba.njit(nogil=True, cache=True)(fn)
+    def kernel(fn=None, *, inline=False, nrt=True):
+        if fn is None:
+            return lambda f: kernel(f, inline=inline, nrt=nrt)
+        opts = {"inline": "always"} if inline else {}
+        if not nrt:
+            opts["_nrt"] = False
+        disp = numba.njit(nogil=True, cache=True, **opts)(fn)
         disp._cache = _DepsCache(disp.py_func)
         return disp
 else:
@@ -86,7 +99,9 @@ else:
     # every thread: numpy's seterr is per thread).
     _warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
 
-    def kernel(fn):
+    def kernel(fn=None, *, inline=False, nrt=True):
+        if fn is None:
+            return lambda f: f
         return fn
 
 

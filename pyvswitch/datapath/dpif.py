@@ -51,7 +51,7 @@ from pyvswitch.datapath import actions as A
 from pyvswitch.datapath import dpifshow
 from pyvswitch.datapath.flowfmt import format_flow
 from pyvswitch.datapath.kernels import state as S
-from pyvswitch.datapath.pmd import Pmd, _typed_lists
+from pyvswitch.datapath.pmd import Pmd, load_rows
 from pyvswitch.ports import io as pio
 
 log = vlog.Module("dpif")
@@ -63,6 +63,7 @@ Megaflow = namedtuple("Megaflow", "pmd_id key mask actions packets bytes used tc
 
 def calibrate_tsc(seconds=0.02):
     """Cycles of read_tsc() per microsecond (1000 when rdtsc is emulated)."""
+    read_tsc()                           # load/compile before timing
     t0, c0 = time.perf_counter_ns(), read_tsc()
     time.sleep(seconds)
     t1, c1 = time.perf_counter_ns(), read_tsc()
@@ -216,7 +217,7 @@ class Dpif:
 
     def _load(self, pmd, rxqs):
         p = pmd.p
-        rows, mems = _typed_lists()
+        rows, mems = [], []
         pmd.rxqs = []
         p.txmap[:] = -1
         fds = [pmd.wake_fd]
@@ -240,6 +241,9 @@ class Dpif:
         for k, fd in enumerate(fds):
             p.pollfds[k, 0] = fd
         p.ctl[S.C_NPOLL] = len(fds)
+        if len(rows) > len(p.rowptr):
+            raise ValueError(f"pmd {pmd.pmd_id}: more than {len(p.rowptr)} io rows")
+        load_rows(p, rows, mems)
         pmd.rows, pmd.mems, pmd.row_ports = rows, mems, [int(r[pio.IO_PORT]) for r in rows]
 
     def _fold_stats(self):

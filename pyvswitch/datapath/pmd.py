@@ -29,22 +29,26 @@ import numpy as np
 
 from pyvswitch.core import vlog
 from pyvswitch.core.intrinsics import load_acquire, read_tsc, store_release
-from pyvswitch.core.jit import JIT
 from pyvswitch.datapath import actions as A
 from pyvswitch.datapath.kernels import dpcls as D
 from pyvswitch.datapath.kernels import state as S
 from pyvswitch.datapath.kernels.emc import emc_clear
 from pyvswitch.datapath.kernels.pmdloop import execute_upcalls, pmd_loop
+from pyvswitch.ports import io as pio
 
 log = vlog.Module("dpif_netdev")
 
 
-def _typed_lists():
-    if not JIT:
-        return [], []
-    from numba import types
-    from numba.typed import List
-    return List.empty_list(types.int64[::1]), List.empty_list(types.uint8[::1])
+def load_rows(p, rows, mems):
+    """Publish io rows and their memories in p.rowptr/p.memptr (the caller
+    keeps `rows` and `mems` referenced while the PMD may use them)."""
+    for r, (row, mem) in enumerate(zip(rows, mems)):
+        if row.dtype != np.int64 or not row.flags.c_contiguous or len(row) < pio.IO_COLS:
+            raise ValueError("io row must be a contiguous int64[IO_COLS] array")
+        if mem.dtype != np.uint8 or not mem.flags.c_contiguous:
+            raise ValueError("port memory must be a contiguous uint8 array")
+        p.rowptr[r] = row.ctypes.data
+        p.memptr[r] = (mem.ctypes.data, mem.shape[0])
 
 
 class Pmd:
@@ -53,7 +57,7 @@ class Pmd:
         self.pmd_id, self.core, self.pool, self.clock = pmd_id, core, pool, clock
         self.p = S.new_state(pool.buf, free_slots, max_rows=max_rows)
         self.t = D.new_tables(max_flows=max_flows, emc_entries=emc_entries)
-        self.rows, self.mems = _typed_lists()
+        self.rows, self.mems = [], []        # referenced while published in p.rowptr/memptr
         self.rxqs = []                       # [(dp_port, port name, queue)] as in p.rxq
         self.n_slots = len(free_slots)
         self.act_top = 0
@@ -129,7 +133,7 @@ class Pmd:
                     if self._stopping:
                         return
                 self.stamp_time()
-                ret = pmd_loop(self.p, self.t, self.rows, self.mems)
+                ret = pmd_loop(self.p, self.t)
                 if self.p.ctl[S.C_UPQ_N] > 0:
                     self.handle_upcalls()
                 if ret == S.RET_ITER:
@@ -174,7 +178,7 @@ class Pmd:
             at += len(prog)
         prog = np.concatenate(progs) if progs else np.zeros(2, np.int64)
         self.stamp_time()
-        execute_upcalls(p, self.t, self.rows, self.mems, n, prog, offs, lens, flows,
+        execute_upcalls(p, self.t, n, prog, offs, lens, flows,
                         self.clock.now_ns())
 
     def _ask(self, keys, meta, frames, misses):

@@ -36,13 +36,13 @@ HDR = 64
 LEN_BYTES = 4
 
 
-@kernel
+@kernel(nrt=False)
 def _frame_len(mem, p):
     return (np.int64(mem[p]) | (np.int64(mem[p + 1]) << 8) | (np.int64(mem[p + 2]) << 16)
             | (np.int64(mem[p + 3]) << 24))
 
 
-@kernel
+@kernel(nrt=False)
 def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
     hdr = mem[:HDR].view(np.int64)
     prod = load_acquire(hdr, H_PROD)
@@ -71,7 +71,7 @@ def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
     return n
 
 
-@kernel
+@kernel(nrt=False)
 def tx_one(mem, io, pool, slot, off, length, qstats):
     hdr = mem[:HDR].view(np.int64)
     prod = hdr[H_PROD]
@@ -91,7 +91,7 @@ def tx_one(mem, io, pool, slot, off, length, qstats):
     return 1
 
 
-@kernel
+@kernel(nrt=False)
 def tx_flush(mem, io, qstats):
     return None                  # tx_one already published the frame
 

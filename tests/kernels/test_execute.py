@@ -9,7 +9,7 @@ from pyvswitch.datapath import actions as A
 from pyvswitch.datapath.kernels import state as S
 from pyvswitch.datapath.kernels.execute import execute_actions, execute_ref, flush_touched
 from pyvswitch.datapath.layout import KEY_WORDS
-from pyvswitch.datapath.pmd import _typed_lists
+from pyvswitch.datapath.pmd import load_rows
 from pyvswitch.ports.dummy import DummyPort
 
 action = st.one_of(
@@ -28,7 +28,7 @@ class Harness:
     def __init__(self):
         self.pool = Pool(16, rundir="/tmp")
         self.p = S.new_state(self.pool.buf, np.arange(1, 16), max_rows=4, upq_len=8)
-        self.rows, self.mems = _typed_lists()
+        self.rows, self.mems = [], []
         self.ports = {}
         for dp in (1, 2):
             port = DummyPort(f"x{dp}")
@@ -38,6 +38,7 @@ class Harness:
             self.rows.append(row)
             self.mems.append(mem)
             self.ports[dp] = port
+        load_rows(self.p, self.rows, self.mems)
 
     def run(self, acts, frame):
         p = self.p
@@ -45,9 +46,9 @@ class Harness:
         p.ctl[S.C_FREE_TOP] = 15
         self.pool.buf[0, HEADROOM:HEADROOM + len(frame)] = np.frombuffer(frame, np.uint8)
         prog = A.encode_actions(acts)
-        execute_actions(p, self.rows, self.mems, prog, 0, len(prog), 0, HEADROOM, len(frame),
+        execute_actions(p, prog, 0, len(prog), 0, HEADROOM, len(frame),
                         np.zeros(KEY_WORDS, np.uint64), 5)
-        flush_touched(p, self.rows, self.mems)
+        flush_touched(p)
         outs = []
         for dp in (1, 2):
             outs += [(dp, f) for f in self.ports[dp].capture()]

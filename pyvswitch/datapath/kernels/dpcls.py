@@ -67,7 +67,7 @@ def new_tables(max_flows=65536, max_subtables=256, emc_entries=8192, action_word
     return t
 
 
-@kernel
+@kernel(nrt=False)
 def _masked_eq(key, mask, mkey):
     for w in range(KEY_WORDS):
         if (key[w] & mask[w]) != mkey[w]:
@@ -75,7 +75,7 @@ def _masked_eq(key, mask, mkey):
     return True
 
 
-@kernel
+@kernel(nrt=False)
 def _probe(t, key, s, h):
     """Megaflow in subtable s matching key (hash h), or -1."""
     hmask = t.ht.shape[0] - 1
@@ -92,7 +92,7 @@ def _probe(t, key, s, h):
     return -1
 
 
-@kernel
+@kernel(nrt=False)
 def dpcls_lookup(t, key):
     """(megaflow or -1, subtables looked at)."""
     n = t.dp_meta[D_NORDER]
@@ -106,7 +106,7 @@ def dpcls_lookup(t, key):
     return -1, n
 
 
-@kernel
+@kernel(nrt=False)
 def _find_subtable(t, mask):
     free = -1
     for s in range(t.sub_mask.shape[0]):
@@ -121,15 +121,17 @@ def _find_subtable(t, mask):
         elif free < 0:
             free = s
     if free >= 0:
-        t.sub_mask[free, :] = mask
-        t.sub_meta[free, :] = 0
+        for w in range(KEY_WORDS):
+            t.sub_mask[free, w] = mask[w]
+        for c in range(SUB_COLS):
+            t.sub_meta[free, c] = 0
         t.sub_meta[free, SUB_LIVE] = 1
         t.sub_order[t.dp_meta[D_NORDER]] = free
         t.dp_meta[D_NORDER] += 1
     return free
 
 
-@kernel
+@kernel(nrt=False)
 def _ht_place(t, f, h):
     hmask = t.ht.shape[0] - 1
     i = np.int64(h & np.uint64(hmask))
@@ -141,17 +143,18 @@ def _ht_place(t, f, h):
     t.mf_meta[f, MF_HTPOS] = i
 
 
-@kernel
+@kernel(nrt=False)
 def dpcls_rehash(t):
     """Rebuild ht from the live megaflows (drops tombstones)."""
-    t.ht[:] = HT_EMPTY
+    for i in range(t.ht.shape[0]):
+        t.ht[i] = HT_EMPTY
     t.dp_meta[D_HT_USED] = 0
     for f in range(t.mf_meta.shape[0]):
         if t.mf_meta[f, MF_STATE] == 1:
             _ht_place(t, f, np.uint64(t.mf_meta[f, MF_HASH]))
 
 
-@kernel
+@kernel(nrt=False)
 def dpcls_insert(t, key, mask, act_off, act_len):
     """Install key/mask -> actions; returns the megaflow index (an existing
     one, with its actions replaced, if the same masked key is there), -1 if
@@ -173,7 +176,8 @@ def dpcls_insert(t, key, mask, act_off, act_len):
         for w in range(KEY_WORDS):
             t.mf_key[f, w] = key[w] & mask[w]
         ver = t.mf_meta[f, MF_VER] + 1
-        t.mf_meta[f, :] = 0
+        for c in range(MF_COLS):
+            t.mf_meta[f, c] = 0
         t.mf_meta[f, MF_VER] = ver
         t.mf_meta[f, MF_STATE] = 1
         t.mf_meta[f, MF_SUB] = s
@@ -186,7 +190,7 @@ def dpcls_insert(t, key, mask, act_off, act_len):
     return f
 
 
-@kernel
+@kernel(nrt=False)
 def dpcls_remove_subtable(t, s):
     t.sub_meta[s, SUB_LIVE] = 0
     n = t.dp_meta[D_NORDER]
@@ -198,7 +202,7 @@ def dpcls_remove_subtable(t, s):
     t.dp_meta[D_NORDER] = j
 
 
-@kernel
+@kernel(nrt=False)
 def dpcls_delete(t, f):
     """Remove megaflow f (no-op if it is not live)."""
     if f < 0 or f >= t.mf_meta.shape[0] or t.mf_meta[f, MF_STATE] != 1:
@@ -215,7 +219,7 @@ def dpcls_delete(t, f):
     t.dp_meta[D_NLIVE] -= 1
 
 
-@kernel
+@kernel(nrt=False)
 def dpcls_sort(t):
     """Order subtables by hits since the last sort (insertion sort), then
     halve the counts so the order follows recent traffic."""

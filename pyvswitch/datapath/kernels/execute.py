@@ -16,23 +16,31 @@ Called by the PMD loop and by `execute_upcalls` (PMD thread only).
 
 import struct
 
-from pyvswitch.core.intrinsics import memcpy_u8
+from pyvswitch.core.intrinsics import memcpy_u8, view_i64, view_u8
 from pyvswitch.core.jit import kernel
 from pyvswitch.datapath import actions as A
 from pyvswitch.datapath.actions import encode_actions  # noqa: F401  (the brief's name)
 from pyvswitch.datapath.kernels import portio
 from pyvswitch.datapath.kernels import state as S
+from pyvswitch.ports.io import IO_COLS
 
 VLAN_CFI = 0x1000
 
 
-@kernel
-def _output(p, rows, mems, port, slot, off, length):
+@kernel(nrt=False)
+def tx_row(p, r, slot, off, length):
+    """portio.tx_one on io row r of the PMD's address tables."""
+    return portio.tx_one(view_u8(p.memptr[r, 0], p.memptr[r, 1]), view_i64(p.rowptr[r], IO_COLS),
+                         p.pool, slot, off, length, p.qstats[r])
+
+
+@kernel(nrt=False)
+def _output(p, port, slot, off, length):
     if port < 0 or port >= p.txmap.shape[0] or p.txmap[port] < 0:
         p.stats[S.S_TX_NOPORT] += 1
         return
     r = p.txmap[port]
-    portio.tx_one(mems[r], rows[r], p.pool, slot, off, length, p.qstats[r])
+    tx_row(p, r, slot, off, length)
     p.stats[S.S_TX_PACKETS] += 1
     if p.touched[r] == 0:
         p.touched[r] = 1
@@ -40,7 +48,7 @@ def _output(p, rows, mems, port, slot, off, length):
         p.ctl[S.C_NTOUCHED] += 1
 
 
-@kernel
+@kernel(nrt=False)
 def _to_userspace(p, slot, off, length, key, in_port, arg):
     n = p.ctl[S.C_UPQ_N]
     top = p.ctl[S.C_FREE_TOP]
@@ -51,7 +59,8 @@ def _to_userspace(p, slot, off, length, key, in_port, arg):
     p.ctl[S.C_FREE_TOP] = top
     new = p.free[top]
     memcpy_u8(p.pool[new], off, p.pool[slot], off, length)
-    p.upq_key[n, :] = key
+    for w in range(p.upq_key.shape[1]):
+        p.upq_key[n, w] = key[w]
     m = p.upq_meta[n]
     m[S.U_SLOT], m[S.U_OFF], m[S.U_LEN], m[S.U_IN_PORT] = new, off, length, in_port
     m[S.U_KIND], m[S.U_ARG] = S.KIND_USERSPACE, arg
@@ -59,8 +68,8 @@ def _to_userspace(p, slot, off, length, key, in_port, arg):
     p.stats[S.S_USERSPACE] += 1
 
 
-@kernel
-def execute_actions(p, rows, mems, acts, a_off, a_len, slot, off, length, key, in_port):
+@kernel(nrt=False)
+def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
     """Run acts[a_off:a_off+a_len] over the packet; bounds are checked."""
     b = p.pool[slot]
     end = min(a_off + a_len, acts.shape[0])
@@ -69,7 +78,7 @@ def execute_actions(p, rows, mems, acts, a_off, a_len, slot, off, length, key, i
         op, arg = acts[i], acts[i + 1]
         i += 2
         if op == A.OP_OUTPUT:
-            _output(p, rows, mems, arg, slot, off, length)
+            _output(p, arg, slot, off, length)
         elif op == A.OP_PUSH_VLAN:
             if off < 4 or length < 12:
                 p.stats[S.S_LOST] += 1
@@ -105,13 +114,14 @@ def execute_actions(p, rows, mems, acts, a_off, a_len, slot, off, length, key, i
             return
 
 
-@kernel
-def flush_touched(p, rows, mems):
+@kernel(nrt=False)
+def flush_touched(p):
     """tx_flush every row an output touched since the last flush."""
     n = p.ctl[S.C_NTOUCHED]
     for j in range(n):
         r = p.tlist[j]
-        portio.tx_flush(mems[r], rows[r], p.qstats[r])
+        portio.tx_flush(view_u8(p.memptr[r, 0], p.memptr[r, 1]), view_i64(p.rowptr[r], IO_COLS),
+                        p.qstats[r])
         p.touched[r] = 0
     if n > 0:
         p.stats[S.S_TX_BATCHES] += n

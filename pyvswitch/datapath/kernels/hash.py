@@ -25,14 +25,14 @@ S31 = np.uint64(31)
 MASK64 = (1 << 64) - 1
 
 
-@kernel
+@kernel(nrt=False)
 def _final(h):
     h = (h ^ (h >> S30)) * M2
     h = (h ^ (h >> S27)) * M3
     return h ^ (h >> S31)
 
 
-@kernel
+@kernel(nrt=False)
 def hash_key(key):
     h = M1
     for w in range(KEY_WORDS):
@@ -41,7 +41,7 @@ def hash_key(key):
     return _final(h)
 
 
-@kernel
+@kernel(nrt=False)
 def hash_masked(key, mask, seed):
     h = M1 ^ np.uint64(seed)
     for w in range(KEY_WORDS):

@@ -42,22 +42,22 @@ ETH_IPV6 = 0x86DD
 DL_TYPE_NONE = 0x05FF
 
 
-@kernel
+@kernel(nrt=False)
 def _be16(b, p):
     return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
 
 
-@kernel
+@kernel(nrt=False)
 def _be32(b, p):
     return (_be16(b, p) << 16) | _be16(b, p + 2)
 
 
-@kernel
+@kernel(nrt=False)
 def _be48(b, p):
     return (_be16(b, p) << 32) | _be32(b, p + 2)
 
 
-@kernel
+@kernel(nrt=False)
 def _be64(b, p):
     v = np.uint64(0)
     for i in range(8):
@@ -65,12 +65,12 @@ def _be64(b, p):
     return v
 
 
-@kernel
+@kernel(nrt=False)
 def _put(key, w, s, v):
     key[w] = key[w] | (np.uint64(v) << np.uint64(s))
 
 
-@kernel
+@kernel(nrt=False)
 def _parse_l4(b, p, end, proto, is_v6, key):
     n = end - p
     if proto == 6:
@@ -90,7 +90,7 @@ def _parse_l4(b, p, end, proto, is_v6, key):
             _put(key, L.W_TP, L.S_TP_DST, np.int64(b[p + 1]))
 
 
-@kernel
+@kernel(nrt=False)
 def _parse_ipv4(b, p, end, key):
     if end - p < 20 or (b[p] >> 4) != 4:
         return
@@ -115,7 +115,7 @@ def _parse_ipv4(b, p, end, key):
     _parse_l4(b, p + ihl, p + tot, proto, False, key)
 
 
-@kernel
+@kernel(nrt=False)
 def _parse_ipv6(b, p, end, key):
     if end - p < 40 or (b[p] >> 4) != 6:
         return
@@ -166,7 +166,7 @@ def _parse_ipv6(b, p, end, key):
         _parse_l4(b, q, end, nh, True, key)
 
 
-@kernel
+@kernel(nrt=False)
 def parse_frame(b, off, length, in_port, key):
     """Fill key (uint64[KEY_WORDS]) from frame b[off:off+length]."""
     for w in range(KEY_WORDS):
@@ -206,7 +206,7 @@ def parse_frame(b, off, length, in_port, key):
             _put(key, L.W_NW_ADDR, L.S_NW_DST, _be32(b, p + 24))
 
 
-@kernel
+@kernel(nrt=False)
 def parse_burst(pool, slots, offs, lens, n, in_port, keys):
     """keys[i] = key of pool[slots[i], offs[i]:offs[i]+lens[i]] for i < n."""
     for i in range(n):

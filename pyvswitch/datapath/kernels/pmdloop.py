@@ -1,7 +1,7 @@
 """pmdloop: the one long compiled call of a PMD thread.
 
-pmd_loop(p, t, rows, mems) polls the rxqs p.rxq[0:C_NRXQ] (io rows into the
-typed lists rows/mems) for up to C_MAX_ITER iterations. Per burst (<= 32):
+pmd_loop(p, t) polls the rxqs p.rxq[0:C_NRXQ] (io rows reached
+through p.rowptr/p.memptr) for up to C_MAX_ITER iterations. Per burst (<= 32):
 take free slots, rx_burst, parse (in_port = the row's IO_PORT), EMC lookup,
 dpcls lookup on EMC misses (EMC insert on hit, 1 in C_EMC_INV_PROB), credit
 the megaflow (packets, bytes, used, tcp_flags), execute its actions, return
@@ -24,7 +24,7 @@ on the PMD thread only.
 
 import numpy as np
 
-from pyvswitch.core.intrinsics import load_acquire, rdtsc
+from pyvswitch.core.intrinsics import load_acquire, rdtsc, view_i64, view_u8
 from pyvswitch.core.jit import kernel
 from pyvswitch.core.libc import c_ppoll, c_read
 from pyvswitch.datapath.kernels import dpcls as D
@@ -38,12 +38,12 @@ from pyvswitch.datapath.layout import S_TCP_FLAGS, W_TCP_FLAGS
 from pyvswitch.ports import io as pio
 
 
-@kernel
+@kernel(nrt=False)
 def _now_ns(p, tsc):
     return p.ctl[C_NOW_NS] + (tsc - p.ctl[C_NOW_TSC]) * 1000 // max(p.ctl[C_CYC_PER_US], 1)
 
 
-@kernel
+@kernel(nrt=False)
 def _emc_should_insert(p):
     inv = p.ctl[C_EMC_INV_PROB]
     if inv <= 1:
@@ -56,13 +56,13 @@ def _emc_should_insert(p):
     return r % np.uint64(inv) == np.uint64(0)
 
 
-@kernel
+@kernel(nrt=False)
 def _free_slot(p, slot):
     p.free[p.ctl[C_FREE_TOP]] = slot
     p.ctl[C_FREE_TOP] += 1
 
 
-@kernel
+@kernel(nrt=False)
 def _credit(t, f, length, key, now):
     m = t.mf_meta[f]
     m[D.MF_PACKETS] += 1
@@ -71,7 +71,7 @@ def _credit(t, f, length, key, now):
     m[D.MF_TCP_FLAGS] |= np.int64((key[W_TCP_FLAGS] >> np.uint64(S_TCP_FLAGS)) & np.uint64(0xFFF))
 
 
-@kernel
+@kernel(nrt=False)
 def _miss(p, slot, off, length, key, in_port):
     n = p.ctl[C_UPQ_N]
     p.stats[S_MISS] += 1
@@ -79,14 +79,15 @@ def _miss(p, slot, off, length, key, in_port):
         p.stats[S_LOST] += 1
         _free_slot(p, slot)
         return
-    p.upq_key[n, :] = key
+    for w in range(p.upq_key.shape[1]):
+        p.upq_key[n, w] = key[w]
     m = p.upq_meta[n]
     m[U_SLOT], m[U_OFF], m[U_LEN], m[U_IN_PORT], m[U_KIND], m[U_ARG] = slot, off, length, in_port, KIND_MISS, 0
     p.ctl[C_UPQ_N] = n + 1
 
 
-@kernel
-def process_burst(p, t, rows, mems, n, in_port, now):
+@kernel(nrt=False)
+def process_burst(p, t, n, in_port, now):
     b = p.burst
     parse_burst(p.pool, b[B_SLOT], b[B_OFF], b[B_LEN], n, in_port, p.keys)
     for i in range(n):
@@ -106,14 +107,14 @@ def process_burst(p, t, rows, mems, n, in_port, now):
             if _emc_should_insert(p):
                 emc_insert(t, key, h, f)
         _credit(t, f, length, key, now)
-        execute_actions(p, rows, mems, t.actions, t.mf_meta[f, D.MF_ACT_OFF],
+        execute_actions(p, t.actions, t.mf_meta[f, D.MF_ACT_OFF],
                         t.mf_meta[f, D.MF_ACT_LEN], slot, off, length, key, in_port)
         _free_slot(p, slot)
-    flush_touched(p, rows, mems)
+    flush_touched(p)
 
 
-@kernel
-def _poll_rxq(p, t, rows, mems, j, now):
+@kernel(nrt=False)
+def _poll_rxq(p, t, j, now):
     r = p.rxq[j]
     top = p.ctl[C_FREE_TOP]
     nmax = min(BURST, top)
@@ -122,18 +123,19 @@ def _poll_rxq(p, t, rows, mems, j, now):
         return 0
     for i in range(nmax):
         p.burst[B_SLOT, i] = p.free[top - 1 - i]
-    n = portio.rx_burst(mems[r], rows[r], p.pool, p.burst[B_SLOT], p.burst[B_OFF],
-                        p.burst[B_LEN], nmax, p.qstats[r])
+    io = view_i64(p.rowptr[r], pio.IO_COLS)
+    n = portio.rx_burst(view_u8(p.memptr[r, 0], p.memptr[r, 1]), io, p.pool, p.burst[B_SLOT],
+                        p.burst[B_OFF], p.burst[B_LEN], nmax, p.qstats[r])
     if n <= 0:
         return 0
     n = min(n, nmax)
     p.ctl[C_FREE_TOP] = top - n
     p.stats[S_PACKETS] += n
-    process_burst(p, t, rows, mems, n, rows[r][pio.IO_PORT], now)
+    process_burst(p, t, n, io[pio.IO_PORT], now)
     return n
 
 
-@kernel
+@kernel(nrt=False)
 def _sleep(p):
     smax = p.ctl[C_SLEEP_MAX_US]
     if smax <= 0:
@@ -151,8 +153,8 @@ def _sleep(p):
         c_read(p.pollfds[0, 0], p.timespec.ctypes.data, 8)
 
 
-@kernel
-def pmd_loop(p, t, rows, mems):
+@kernel(nrt=False)
+def pmd_loop(p, t):
     gen = p.ctl[C_ACK]
     for _ in range(p.ctl[C_MAX_ITER]):
         if load_acquire(p.ctl, C_GEN) != gen:
@@ -164,7 +166,7 @@ def pmd_loop(p, t, rows, mems):
         got = 0
         tj = t0
         for j in range(p.ctl[C_NRXQ]):
-            n = _poll_rxq(p, t, rows, mems, j, now)
+            n = _poll_rxq(p, t, j, now)
             if n > 0:
                 t1 = rdtsc()
                 p.rxq_cycles[j] += t1 - tj
@@ -188,8 +190,8 @@ def pmd_loop(p, t, rows, mems):
     return RET_ITER
 
 
-@kernel
-def execute_upcalls(p, t, rows, mems, n, progs, prog_off, prog_len, flows, now):
+@kernel(nrt=False)
+def execute_upcalls(p, t, n, progs, prog_off, prog_len, flows, now):
     """Run progs[prog_off[i]:+prog_len[i]] over upcall entry i < n, credit
     megaflow flows[i] when >= 0, free the slots; entries appended meanwhile
     (userspace actions) move to the front of the queue."""
@@ -198,12 +200,14 @@ def execute_upcalls(p, t, rows, mems, n, progs, prog_off, prog_len, flows, now):
         if m[U_KIND] == KIND_MISS:
             if flows[i] >= 0:
                 _credit(t, flows[i], m[U_LEN], p.upq_key[i], now)
-            execute_actions(p, rows, mems, progs, prog_off[i], prog_len[i], m[U_SLOT],
+            execute_actions(p, progs, prog_off[i], prog_len[i], m[U_SLOT],
                             m[U_OFF], m[U_LEN], p.upq_key[i], m[U_IN_PORT])
         _free_slot(p, m[U_SLOT])
-    flush_touched(p, rows, mems)
+    flush_touched(p)
     total = p.ctl[C_UPQ_N]
     for k in range(n, total):
-        p.upq_meta[k - n, :] = p.upq_meta[k]
-        p.upq_key[k - n, :] = p.upq_key[k]
+        for c in range(U_COLS):
+            p.upq_meta[k - n, c] = p.upq_meta[k, c]
+        for w in range(p.upq_key.shape[1]):
+            p.upq_key[k - n, w] = p.upq_key[k, w]
     p.ctl[C_UPQ_N] = total - n

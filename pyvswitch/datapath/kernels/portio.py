@@ -12,18 +12,18 @@ from pyvswitch.ports import dummy
 from pyvswitch.ports import io as pio
 
 
-@kernel
+@kernel(nrt=False)
 def _rx_none(mem, io, pool, slots, offs, lens, n_max, qstats):
     return 0
 
 
-@kernel
+@kernel(nrt=False)
 def _tx_none(mem, io, pool, slot, off, length, qstats):
     qstats[pio.Q_TX_DROPPED] += 1
     return 0
 
 
-@kernel
+@kernel(nrt=False)
 def _flush_none(mem, io, qstats):
     return None
 
@@ -42,7 +42,7 @@ except ImportError:                           # pragma: no cover
     vhu_rx, vhu_tx, vhu_flush = _rx_none, _tx_none, _flush_none
 
 
-@kernel
+@kernel(nrt=False)
 def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
     t = io[pio.IO_TYPE]
     if t == pio.PT_DUMMY:
@@ -56,7 +56,7 @@ def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
     return 0
 
 
-@kernel
+@kernel(nrt=False)
 def tx_one(mem, io, pool, slot, off, length, qstats):
     t = io[pio.IO_TYPE]
     if io[pio.IO_LINK_UP] == 0:
@@ -74,7 +74,7 @@ def tx_one(mem, io, pool, slot, off, length, qstats):
     return 0
 
 
-@kernel
+@kernel(nrt=False)
 def tx_flush(mem, io, qstats):
     t = io[pio.IO_TYPE]
     if t == pio.PT_DUMMY:

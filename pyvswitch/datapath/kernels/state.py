@@ -1,7 +1,9 @@
 """The per-PMD state the loop kernel runs on: one namedtuple of arrays.
 
-(Typed lists -- the io rows and ring memories of the PMD -- are passed as
-separate arguments: a typed list inside a namedtuple makes every call ~20 us.)
+Kernels are compiled without NRT (core/jit.py), so io rows and ring memories
+-- arrays owned by port objects, of varying sizes -- are reached through
+address tables (rowptr, memptr) and intrinsics.view_i64/view_u8. The Pmd
+object keeps those arrays referenced while their addresses are published.
 
     pool[n_slots, slot_size] uint8    the shared packet pool
     free[k] int64                     this PMD's free slots, ctl[C_FREE_TOP] of them
@@ -10,6 +12,8 @@ separate arguments: a typed list inside a namedtuple makes every call ~20 us.)
                                       or by the PMD thread's Python side
     stats[S_COLS] int64               PMD counters (read by anyone, racy-exact)
     rxq[R] int64                      io row index of each polled rxq (C_NRXQ)
+    rowptr[R] int64                   address of io row r (int64[IO_COLS])
+    memptr[R, 2] int64                address and length of row r's memory
     qstats[R, Q_COLS] int64           per io row counters (ports/io.py Q_*)
     txmap[MAX_PORTS] int64            dp_port -> tx io row, -1 none
     touched[R] / tlist[R] int64       rows with frames queued in this burst
@@ -52,7 +56,7 @@ KIND_MISS, KIND_USERSPACE = 0, 1
 
 RET_ITER, RET_GEN, RET_UPCALL, RET_STOP = 0, 1, 2, 3
 
-PmdState = namedtuple("PmdState", "pool free ctl stats rxq qstats txmap touched tlist burst keys "
+PmdState = namedtuple("PmdState", "pool free ctl stats rxq rowptr memptr qstats txmap touched tlist burst keys "
                                   "upq_key upq_meta pollfds timespec rxq_cycles")
 
 
@@ -61,6 +65,7 @@ def new_state(pool, free_slots, max_rows=64, upq_len=64):
     p = PmdState(
         pool=pool, free=np.array(free_slots, np.int64), ctl=np.zeros(C_COLS, np.int64),
         stats=np.zeros(S_COLS, np.int64), rxq=np.zeros(r, np.int64),
+        rowptr=np.zeros(r, np.int64), memptr=np.zeros((r, 2), np.int64),
         qstats=np.zeros((r, pio.Q_COLS), np.int64), txmap=np.full(MAX_PORTS, -1, np.int64),
         touched=np.zeros(r, np.int64), tlist=np.zeros(r, np.int64),
         burst=np.zeros((B_COLS, BURST), np.int64), keys=np.zeros((BURST, KEY_WORDS), np.uint64),
