@@ -260,9 +260,10 @@ class Net:
         return self.run("pvs-appctl", *args, **kw).stdout
 
     # --- topology ----------------------------------------------------------
-    def host(self, name, ip=None, mac=None, tag=None, trunks=None, settings=()):
+    def host(self, name, ip=None, mac=None, tag=None, trunks=None, settings=(), add=True):
         """A namespace `<prefix>-<name>` whose eth0 is a veth peer; the root end
-        `<prefix>-<name>` is added to the bridge as an afpacket port."""
+        `<prefix>-<name>` is added to the bridge as an afpacket port (unless
+        add=False: then only the namespace and the veth pair are made)."""
         ns = self.lab.netns(self.sub + name)
         port = f"{self.prefix}-{name}"
         mac = mac or f"02:00:00:00:{sum(map(ord, self.sub)) & 0xff:02x}:{len(self.hosts) + 1:02x}"
@@ -272,7 +273,8 @@ class Net:
             extra.append(f"tag={tag}")
         if trunks is not None:
             extra.append(f"trunks={trunks}")
-        self.vsctl("add-port", self.br, port, *extra, "--", "set", "Interface", port, "type=afpacket")
+        if add:
+            self.vsctl("add-port", self.br, port, *extra, "--", "set", "Interface", port, "type=afpacket")
         h = Host(self, name, ns, port, mac, ip)
         self.hosts[name] = h
         return h
