@@ -106,3 +106,21 @@ def test_poll_loop_sees_other_thread():
     t.join()
     assert flag[0] == 1 and n > 0
     assert time.monotonic() - start < 5
+
+
+@kernel(nrt=False)
+def _views(tab):
+    a = I.view_i64(tab[0], 4)
+    b = I.view_u8(tab[1], tab[2])
+    a[1] += 7
+    b[2] = 9
+    return a[0] + b.shape[0]
+
+
+def test_views_from_addresses():
+    x = np.arange(4, dtype=np.int64)
+    y = np.zeros(5, np.uint8)
+    tab = np.array([x.ctypes.data, y.ctypes.data, 5], np.int64)
+    assert _views(tab) == 5 and x[1] == 8 and y[2] == 9
+    assert list(I.view_i64_py(x.ctypes.data, 4)) == [0, 8, 2, 3]
+    assert I.view_u8_py(y.ctypes.data, 5)[2] == 9
