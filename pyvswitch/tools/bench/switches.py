@@ -46,6 +46,26 @@ class Switch:
         """Text for the raw directory after set-up (configuration, affinity)."""
         return ""
 
+    def health(self):
+        """Problems the switch reported itself (e.g. ERR lines of its log)."""
+        return []
+
+    @staticmethod
+    def _log_errors(path, levels=("|ERR|", "|EMER|")):
+        """First line of each distinct ERR/EMER message of a daemon log, without
+        the timestamp and sequence number."""
+        out = []
+        try:
+            with open(path, errors="replace") as f:
+                for line in f:
+                    if any(l in line for l in levels):
+                        msg = line.strip().split("|", 2)[-1][:200]
+                        if msg not in out:
+                            out.append(msg)
+        except OSError:
+            pass
+        return out
+
     def _flows(self, ofctl):
         ofctl("del-flows", BRIDGE)
         if self.opts.flows == "normal":
@@ -253,6 +273,16 @@ class PyVSwitch(Switch):
 
     def bench_pids(self):
         return [self.pid] if self.pid else []
+
+    def health(self):
+        errs = self._log_errors(os.path.join(self.dir, "pvs-vswitchd.log")) if self.dir else []
+        if self.pid:
+            threads = system.thread_affinity(self.pid)
+            cpu = str(self.opts.switch_cpu)
+            if not any(allowed == cpu for _, _, allowed, _ in threads):
+                errs.append(f"no pvs-vswitchd thread is pinned to core {cpu} "
+                            f"(threads: {len(threads)}); is the PMD running?")
+        return errs
 
     def switch_pids(self):
         return self.bench_pids()

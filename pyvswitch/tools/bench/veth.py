@@ -221,6 +221,7 @@ def measure(args, sw, size, rep, attempt, rawdir, cleanup):
         s1 = cpu.snapshot()
         gen_alive = gen.alive()
         pmd_text = sw.pmd_show()
+        health = sw.health()
     finally:
         cleanup.unwind(mark)
     dt = c1["t"] - c0["t"]
@@ -254,6 +255,7 @@ def measure(args, sw, size, rep, attempt, rawdir, cleanup):
     rec["foreign_top"] = [f"{c}({p})={x}%" for x, p, c in top]
     rec["quiet_before"] = {"ok": quiet, "waited_s": round(waited, 1), "foreign_pct": round(f_before, 1)}
     rec["clean"] = stats.is_clean(foreign, args.clean_max_foreign) and gen_alive
+    rec["switch_problems"] = health
     rec["pmd_cycles_per_pkt"] = None
     if pmd_text is not None:
         with open(os.path.join(rawdir, f"pmd-stats-{tag}.txt"), "w") as f:
@@ -316,6 +318,7 @@ def main(argv=None):
     state = None
     interrupted = None
     switch_objs = {}
+    reported = {}
     t_start = time.monotonic()
     with system.Lock():
         try:
@@ -338,6 +341,12 @@ def main(argv=None):
                         for attempt in range(1, args.retries + 1):
                             rec = measure(args, sw, size, rep, attempt, rawdir, cleanup)
                             emit(rec)
+                            for prob in rec["switch_problems"]:
+                                if prob not in reported.setdefault(name, set()):
+                                    reported[name].add(prob)
+                                    log(f"  {name} reports: {prob}")
+                                    emit({"type": "error", "switch": name, "rep": rep,
+                                          "stage": "switch log", "message": f"switch log: {prob}"})
                             log(f"  {name} {size}B rep {rep}.{attempt}: offered {rec['offered_mpps']:.3f} "
                                 f"forwarded {rec['forwarded_mpps']:.3f} Mpps loss {rec['loss_pct']:.1f}% "
                                 f"foreign {rec['foreign_cpu_pct']:.1f}% clean={int(rec['clean'])}")
