@@ -67,7 +67,7 @@ def new_tables(max_flows=65536, max_subtables=256, emc_entries=8192, action_word
     return t
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _masked_eq(key, mask, mkey):
     for w in range(KEY_WORDS):
         if (key[w] & mask[w]) != mkey[w]:
@@ -75,7 +75,7 @@ def _masked_eq(key, mask, mkey):
     return True
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _probe(t, key, s, h):
     """Megaflow in subtable s matching key (hash h), or -1."""
     hmask = t.ht.shape[0] - 1
@@ -92,7 +92,7 @@ def _probe(t, key, s, h):
     return -1
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def dpcls_lookup(t, key):
     """(megaflow or -1, subtables looked at)."""
     n = t.dp_meta[D_NORDER]

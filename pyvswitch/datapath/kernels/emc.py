@@ -23,14 +23,14 @@ from pyvswitch.datapath.layout import KEY_WORDS
 E_FLOW, E_VER, E_HASH = 0, 1, 2
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _valid(t, e, hi):
     f = t.emc_meta[e, E_FLOW]
     return (f >= 0 and t.emc_meta[e, E_HASH] == hi and t.mf_meta[f, MF_STATE] == 1
             and t.mf_meta[f, MF_VER] == t.emc_meta[e, E_VER])
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _same_key(t, e, key):
     for w in range(KEY_WORDS):
         if t.emc_key[e, w] != key[w]:
@@ -38,7 +38,7 @@ def _same_key(t, e, key):
     return True
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def emc_lookup(t, key, h):
     """The megaflow cached for exactly `key` (hash h), or -1."""
     emask = np.uint64(t.emc_key.shape[0] - 1)
@@ -52,13 +52,13 @@ def emc_lookup(t, key, h):
     return -1
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _stale(t, e):
     f = t.emc_meta[e, E_FLOW]
     return f < 0 or t.mf_meta[f, MF_STATE] != 1 or t.mf_meta[f, MF_VER] != t.emc_meta[e, E_VER]
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def emc_insert(t, key, h, f):
     emask = np.uint64(t.emc_key.shape[0] - 1)
     e = np.int64(h & emask)

@@ -27,14 +27,14 @@ from pyvswitch.ports.io import IO_COLS
 VLAN_CFI = 0x1000
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def tx_row(p, r, slot, off, length):
     """portio.tx_one on io row r of the PMD's address tables."""
     return portio.tx_one(view_u8(p.memptr[r, 0], p.memptr[r, 1]), view_i64(p.rowptr[r], IO_COLS),
                          p.pool, slot, off, length, p.qstats[r])
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _output(p, port, slot, off, length):
     if port < 0 or port >= p.txmap.shape[0] or p.txmap[port] < 0:
         p.stats[S.S_TX_NOPORT] += 1
@@ -48,7 +48,7 @@ def _output(p, port, slot, off, length):
         p.ctl[S.C_NTOUCHED] += 1
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _to_userspace(p, slot, off, length, key, in_port, arg):
     n = p.ctl[S.C_UPQ_N]
     top = p.ctl[S.C_FREE_TOP]
@@ -68,7 +68,7 @@ def _to_userspace(p, slot, off, length, key, in_port, arg):
     p.stats[S.S_USERSPACE] += 1
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
     """Run acts[a_off:a_off+a_len] over the packet; bounds are checked."""
     b = p.pool[slot]
@@ -114,7 +114,7 @@ def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
             return
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def flush_touched(p):
     """tx_flush every row an output touched since the last flush."""
     n = p.ctl[S.C_NTOUCHED]

@@ -38,12 +38,12 @@ from pyvswitch.datapath.layout import S_TCP_FLAGS, W_TCP_FLAGS
 from pyvswitch.ports import io as pio
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _now_ns(p, tsc):
     return p.ctl[C_NOW_NS] + (tsc - p.ctl[C_NOW_TSC]) * 1000 // max(p.ctl[C_CYC_PER_US], 1)
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _emc_should_insert(p):
     inv = p.ctl[C_EMC_INV_PROB]
     if inv <= 1:
@@ -56,13 +56,13 @@ def _emc_should_insert(p):
     return r % np.uint64(inv) == np.uint64(0)
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _free_slot(p, slot):
     p.free[p.ctl[C_FREE_TOP]] = slot
     p.ctl[C_FREE_TOP] += 1
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _credit(t, f, length, key, now):
     m = t.mf_meta[f]
     m[D.MF_PACKETS] += 1
@@ -71,7 +71,7 @@ def _credit(t, f, length, key, now):
     m[D.MF_TCP_FLAGS] |= np.int64((key[W_TCP_FLAGS] >> np.uint64(S_TCP_FLAGS)) & np.uint64(0xFFF))
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _miss(p, slot, off, length, key, in_port):
     n = p.ctl[C_UPQ_N]
     p.stats[S_MISS] += 1
@@ -86,7 +86,7 @@ def _miss(p, slot, off, length, key, in_port):
     p.ctl[C_UPQ_N] = n + 1
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def process_burst(p, t, n, in_port, now):
     b = p.burst
     parse_burst(p.pool, b[B_SLOT], b[B_OFF], b[B_LEN], n, in_port, p.keys)
@@ -113,7 +113,7 @@ def process_burst(p, t, n, in_port, now):
     flush_touched(p)
 
 
-@kernel(nrt=False)
+@kernel(nrt=False, inline=True)
 def _poll_rxq(p, t, j, now):
     r = p.rxq[j]
     top = p.ctl[C_FREE_TOP]
