@@ -128,6 +128,8 @@ class Device:
     # -- messages
     def handle(self, msg):
         try:
+            if msg.req == P.SET_MEM_TABLE:
+                self._check_mem_table(msg)
             want = _expected_fds(msg)
             if len(msg.fds) != want:
                 self._count("bad_fds")
@@ -194,13 +196,16 @@ class Device:
         self._changed()
         return self._ack(msg)
 
-    def _set_mem_table(self, msg):
+    def _check_mem_table(self, msg):
         try:
-            regions = P.unpack_mem_table(msg.payload)
+            return P.unpack_mem_table(msg.payload)
         except P.ProtocolError:
-            self._count("too_many_regions" if len(msg.payload) > P.MEMHDR.size + 8 * P.REGION.size
-                        else "bad_mem_table")
+            n = P.MEMHDR.unpack_from(msg.payload)[0] if len(msg.payload) >= P.MEMHDR.size else 0
+            self._count("too_many_regions" if n > P.MAX_REGIONS else "bad_mem_table")
             raise
+
+    def _set_mem_table(self, msg):
+        regions = P.unpack_mem_table(msg.payload)
         ok = True
         with self.quiesce():
             self._stop_all()

@@ -147,6 +147,7 @@ def _read_chain(mem, v, head, hdr, dst, cap):
     """Copy a TX chain (minus hdr bytes) to dst[HEADROOM:]; length or -1-E_*."""
     n, desc = cw(mem, v + V_N), cw(mem, v + V_DESC)
     idx, hops, skip, pos = head, 0, hdr, 0
+    over = False
     while True:
         if idx < 0 or idx >= n:
             return -1 - E_BAD_DESC_INDEX
@@ -167,13 +168,14 @@ def _read_chain(mem, v, head, hdr, dst, cap):
         c = ln - s
         if c > 0:
             if pos + c > cap:
-                return -1 - E_RX_OVERSIZE
-            memcpy_u8(dst, HEADROOM + pos, mem, m + s, c)
+                over = True                  # keep walking: a loop is reported as such
+            else:
+                memcpy_u8(dst, HEADROOM + pos, mem, m + s, c)
             pos += c
         if (fl & VRING_DESC_F_NEXT) == 0:
             break
         idx = ld16(mem, o + 14)
-    if pos < 14:
+    if over or pos < 14:
         return -1 - E_RX_OVERSIZE
     return pos
 
