@@ -49,7 +49,7 @@ def parse_args(argv):
     p.add_argument("command")
     p.add_argument("bridge", nargs="?")
     p.add_argument("args", nargs="*")
-    return p.parse_args(argv)
+    return p.parse_intermixed_args(argv)   # options anywhere, as ovs-ofctl
 
 
 def _read_flows(arg):

@@ -122,6 +122,16 @@ class Fdb:
         self.entries[key] = FdbEntry(port, now)
         return "new"
 
+    def refresh(self, vlan, mac, port, now):
+        """Mark a live entry for `mac` on `port` as seen; never creates or
+        moves one (the revalidator reports traffic that already happened, so
+        it must not undo a move learned since)."""
+        key = (vlan, mac)
+        entry = self.entries.get(key)
+        if entry is not None and entry.port == port and self._alive(entry, now):
+            self.entries.move_to_end(key)
+            entry.used = now
+
     def lookup(self, vlan, mac, now):
         entry = self.entries.get((vlan, mac))
         if entry is None or not self._alive(entry, now):
@@ -175,7 +185,9 @@ class NormalResult:
 
 
 def normal(ports, fdb, in_port, tci, dl_src, dl_dst, now, learn=True):
-    """Decide NORMAL forwarding. `ports` maps ofport -> port."""
+    """Decide NORMAL forwarding. `ports` maps ofport -> port. learn: True to
+    learn the source, False not to touch the fdb, "refresh" to only refresh an
+    existing entry on this port (the revalidator)."""
     res = NormalResult()
     port = ports.get(in_port)
     if port is None:
@@ -189,7 +201,10 @@ def normal(ports, fdb, in_port, tci, dl_src, dl_dst, now, learn=True):
     if is_reserved(dl_dst):
         res.trace.append("packet has reserved destination MAC, dropping")
         return res
-    if learn and not is_multicast(dl_src):
+    if learn == "refresh":
+        if not is_multicast(dl_src):
+            fdb.refresh(vlan, dl_src, in_port, now)
+    elif learn and not is_multicast(dl_src):
         change = fdb.learn(vlan, dl_src, in_port, now)
         if change:
             res.learned.append((vlan, dl_src, in_port, change))

@@ -43,6 +43,7 @@ class Bridge:
         self.config = {}    # datapath_type, fail_mode, other_config
         self.ports = {}     # port name -> port config (tag, trunks, vlan_mode, ...)
         self.ifaces = {}    # iface name -> Iface
+        self.hints = {}     # iface name -> ofport it had before (database)
 
     def configure(self, config):
         self.config = dict(config)
@@ -133,15 +134,22 @@ class Bridge:
             iface.error = f"could not set MTU of {name} ({e})"
 
     def _alloc_ofport(self, name, requested):
-        used = {i.ofport for i in self.ifaces.values() if i.ofport > 0}
+        """ofport_request if free, else the number the interface had before
+        (kept across restarts, as OVS), else the lowest number nobody holds
+        or is known to come back to."""
         if name == self.name:
             return OFPP_LOCAL
-        if requested:
-            requested = int(requested)
-            if requested not in used:
-                return requested
+        used = {i.ofport for i in self.ifaces.values() if i.ofport > 0}
+        if requested and int(requested) not in used:
+            return int(requested)
+        hint = self.hints.get(name)
+        if hint and hint not in used:
+            return hint
+        taken = used | {h for n, h in self.hints.items() if n != name}
+        taken |= {int(i.config["ofport_request"]) for i in self.ifaces.values()
+                  if i.name != name and i.config.get("ofport_request")}
         for n in range(1, OFPORT_MAX + 1):
-            if n not in used and n != requested:
+            if n not in taken:
                 return n
         raise ValueError("no free OpenFlow port number")
 

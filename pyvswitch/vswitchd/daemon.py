@@ -65,6 +65,8 @@ class Switch:
         self._exit = False
         self._need_revalidate = False
         self._versions = {}   # bridge -> ofproto version last revalidated
+        self._pmd_cpus = None
+        self._hints = {}
         self._db_version = None
         self._next_stats = 0.0
         self.cur_cfg = 0
@@ -141,6 +143,9 @@ class Switch:
         snap = self.snap = self.store.snapshot()
         desired = dbstate.desired_state(snap)
         ops = plan(desired, self.running)
+        self._hints = dbstate.ofport_hints(snap)
+        for br in self.bridges.values():
+            br.hints = self._hints.get(br.name, {})
         for op in ops:   # no lock here: see bridge.py on locking
             self._apply(op)
         self.running = dbstate.running_state(self.bridges, desired.get("other_config", {}))
@@ -158,6 +163,7 @@ class Switch:
             self._set_global(op.config)
         elif op.kind == "add_bridge":
             br = Bridge(op.bridge, self.dpif, Ofproto(op.bridge, now=self.clock.now()), self.lock)
+            br.hints = self._hints.get(op.bridge, {})
             br.configure(op.config)
             with self.lock:
                 self.bridges[op.bridge] = br
@@ -181,13 +187,29 @@ class Switch:
             br.set_mtu(op.iface, op.config.get("mtu_request"))
 
     def _set_global(self, oc):
-        mask = oc.get("pmd-cpu-mask")
+        """PMD settings; a malformed value is logged and ignored (the switch
+        keeps its current setting), as Open vSwitch does."""
+        try:
+            mask = int(oc["pmd-cpu-mask"], 16) if oc.get("pmd-cpu-mask") else None
+        except ValueError:
+            log.warn("pmd-cpu-mask %r is not a hexadecimal mask: ignored", oc["pmd-cpu-mask"])
+            mask = None
         if mask:
-            cpus = [i for i in range(os.cpu_count() or 1) if int(mask, 16) >> i & 1]
-            if cpus:
-                self.dpif.set_pmd_cpus(cpus)
-        if oc.get("pmd-sleep-max"):
-            self.dpif.set_sleep_max(int(oc["pmd-sleep-max"]))
+            cpus = [i for i in sorted(os.sched_getaffinity(0)) if mask >> i & 1]
+            if cpus and cpus != self._pmd_cpus:
+                self.dpif.set_pmd_cpus(cpus)   # restarts PMDs: only on a real change
+                self._pmd_cpus = cpus
+            elif not cpus:
+                log.warn("pmd-cpu-mask %s selects no usable core: ignored", oc["pmd-cpu-mask"])
+        if oc.get("pmd-sleep-max") is not None:
+            try:
+                us = int(oc["pmd-sleep-max"])
+                if us < 0:
+                    raise ValueError
+                self.dpif.set_sleep_max(us)
+            except ValueError:
+                log.warn("pmd-sleep-max %r is not a number of microseconds: ignored",
+                         oc["pmd-sleep-max"])
 
     def _answer_waiters(self):
         done = [w for w in self.waiters if w[0] <= self.cur_cfg]

@@ -44,6 +44,21 @@ def iface_config(row):
             "ofport_request": row["ofport_request"], "mtu_request": row["mtu_request"]}
 
 
+def ofport_hints(snap):
+    """{bridge: {iface: ofport}} from the ofport column the daemon wrote last,
+    so a restarted daemon gives every interface its old number back."""
+    out = {}
+    t = snap.tables
+    for b in t["Bridge"].values():
+        hints = out.setdefault(b["name"], {})
+        for pu in b["ports"]:
+            for iu in (t["Port"].get(pu) or {}).get("interfaces", ()):
+                i = t["Interface"].get(iu)
+                if i is not None and (i.get("ofport") or 0) > 0:
+                    hints[i["name"]] = i["ofport"]
+    return out
+
+
 def next_cfg(snap):
     return snap.next_cfg
 

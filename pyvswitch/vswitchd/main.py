@@ -37,16 +37,19 @@ def main(argv=None):
     os.makedirs(rundir, exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(db)), exist_ok=True)
     # Always hold the rundir's pidfile lock: it is what keeps two daemons
-    # from sharing one rundir. --pidfile only chooses another path.
+    # from sharing one rundir. --pidfile only chooses another path. The lock
+    # is taken after detaching: fcntl record locks do not survive fork().
     pidfile = Pidfile(a.pidfile or os.path.join(rundir, paths.PID_NAME))
-    try:
-        pidfile.acquire()
-    except StartupError as e:
-        print(f"pvs-vswitchd: {e}", file=sys.stderr)
-        return 1
     detacher = Detacher()
     if a.detach:
         detacher.detach()
+    try:
+        pidfile.acquire()
+    except StartupError as e:
+        detacher.failed(f"pvs-vswitchd: {e}\n")
+        if not a.detach:
+            print(f"pvs-vswitchd: {e}", file=sys.stderr)
+        return 1
     pidfile.write(os.getpid())
     log_file = None if a.log_file is None else (a.log_file or os.path.join(rundir, "pvs-vswitchd.log"))
 

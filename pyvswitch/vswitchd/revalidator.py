@@ -2,8 +2,10 @@
 
 Packets that hit a megaflow never reach Python, so once a second the main
 thread dumps the megaflows and, for every flow that saw packets since the last
-sweep, translates its key again with learning on (NORMAL refreshes the fdb
-entry of the flow's source MAC, so a host that keeps talking never ages out)
+sweep, translates its key again so NORMAL refreshes the fdb entry of the flow's
+source MAC (a host that keeps talking never ages out)
+-- refresh only: the stats describe traffic that happened before, and
+learning from them could undo a MAC move learned since --
 and credits the packet and byte deltas to the OpenFlow rules the translation
 hit (n_packets, n_bytes and idle_age in dump-flows, idle timeouts).
 
@@ -40,6 +42,6 @@ class Revalidator:
             br = sw.bridge_of_dp_port(get_field(key, "in_port"))
             if br is None:
                 return
-            r = xlate(br.ofproto, key, now, learn=True)
+            r = xlate(br.ofproto, key, now, learn="refresh")
             for rule in r.rules_hit:
                 br.ofproto.credit(rule, packets, nbytes, now)

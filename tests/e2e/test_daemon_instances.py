@@ -104,13 +104,7 @@ def test_two_daemons_side_by_side(lab):
 
 
 @pytest.mark.parametrize("second", ["detached", "foreground"])
-@pytest.mark.parametrize("first", [
-    "foreground",
-    pytest.param("detached", marks=pytest.mark.xfail(
-        strict=True, reason="the pidfile lock (fcntl.lockf) is taken before --detach forks, and "
-                            "POSIX record locks are not inherited: a detached daemon holds no lock, "
-                            "a second daemon starts on its rundir (vswitchd/main.py, process.py)")),
-])
+@pytest.mark.parametrize("first", ["foreground", "detached"])
 def test_second_daemon_on_the_same_rundir_refuses(lab, first, second):
     a = Instance(lab, "a")
     if first == "detached":

@@ -187,8 +187,6 @@ def test_daemon_survives_malformed_values_in_the_db(net_factory):
     assert net.vsctl("list-br").split() == [net.br]
 
 
-@pytest.mark.xfail(strict=True, reason="the daemon exits: int(mask, 16) raises ValueError in "
-                   "Switch._set_global (vswitchd/daemon.py), and fails again at every start")
 def test_daemon_survives_malformed_pmd_cpu_mask_in_the_db(net_factory):
     net = net_factory(bridge=False)
     write_other_config(net, "Open_vSwitch", {"pmd-cpu-mask": "zz"})
@@ -196,8 +194,6 @@ def test_daemon_survives_malformed_pmd_cpu_mask_in_the_db(net_factory):
     assert net.alive(), net.log[-1500:]
 
 
-@pytest.mark.xfail(strict=True, reason="the daemon exits: int() raises ValueError in "
-                   "Switch._set_global (vswitchd/daemon.py), and fails again at every start")
 def test_daemon_survives_malformed_pmd_sleep_max_in_the_db(net_factory):
     net = net_factory(bridge=False)
     write_other_config(net, "Open_vSwitch", {"pmd-sleep-max": "abc"})

@@ -68,9 +68,6 @@ def test_restart_keeps_config_and_traffic(net_factory):
     assert flows(net) == ["cookie=0x0, table=0, priority=0 actions=NORMAL"]
 
 
-@pytest.mark.xfail(strict=True, reason="ofport numbers are allocated afresh in port-name order "
-                   "at start-up, not taken from the database's ofport column "
-                   "(vswitchd/bridge.py _alloc_ofport); OVS keeps them across restarts")
 def test_restart_keeps_ofports_of_ports_added_out_of_name_order(net_factory):
     net = net_factory()
     for name in ("z", "y", "x"):              # ofports 1, 2, 3 in this order

@@ -213,9 +213,6 @@ def test_mac_move_updates_the_entry(topo, wires):
     assert wires["a"].recv(7, timeout=0.2) == []
 
 
-@pytest.mark.xfail(strict=True, reason="revalidator sweep replays learning from megaflow stats "
-                   "in dump order: a packet seen behind the old port before the move is "
-                   "re-learned after it and moves the entry back (vswitchd/revalidator.py)")
 def test_mac_move_by_one_frame_sticks(topo, wires):
     """One frame behind the new port moves the entry for good (a migrated host
     that sends a single gratuitous ARP): 12 MACs, each seen behind a then c."""
