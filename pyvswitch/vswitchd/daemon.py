@@ -30,6 +30,7 @@ from pyvswitch.ofproto.ofproto import Ofproto
 from pyvswitch.ofproto.xlate import xlate
 from pyvswitch.vswitchd import commands, dbstate
 from pyvswitch.ports.base import PORT_TYPES, load_types
+from pyvswitch.ports.vhost.port import set_default_sock_dir
 from pyvswitch.vswitchd.bridge import Bridge
 from pyvswitch.vswitchd.reconcile import plan
 from pyvswitch.vswitchd.revalidator import Revalidator
@@ -50,6 +51,7 @@ class Switch:
             vlog.set_levels(spec)
         self.rundir = rundir
         load_types()
+        set_default_sock_dir(rundir)
         self.clock = Clock()
         self.store = Store(db_path)
         self.unixctl = UnixctlServer(paths.ctl_path(rundir))
@@ -187,8 +189,10 @@ class Switch:
             br.set_mtu(op.iface, op.config.get("mtu_request"))
 
     def _set_global(self, oc):
-        """PMD settings; a malformed value is logged and ignored (the switch
-        keeps its current setting), as Open vSwitch does."""
+        """PMD settings and the vhost-user socket directory; a malformed value
+        is logged and ignored (the switch keeps its current setting), as Open
+        vSwitch does."""
+        set_default_sock_dir(oc.get("vhost-sock-dir") or self.rundir)
         try:
             mask = int(oc["pmd-cpu-mask"], 16) if oc.get("pmd-cpu-mask") else None
         except ValueError:

@@ -106,7 +106,8 @@ def _iface_columns(iface, port_stats):
     cols = {"ofport": iface.ofport, "error": iface.error or None,
             "link_state": "up" if up else "down", "admin_state": "up",
             "mtu": int(port.mtu),
-            "statistics": {k: int(stats.get(k, 0)) for k in STAT_KEYS}}
+            "statistics": {k: int(stats.get(k, 0)) for k in STAT_KEYS},
+            "status": {str(k): str(v) for k, v in port.status().items()}}
     if port.mac:
         cols["mac_in_use"] = ":".join(f"{b:02x}" for b in port.mac)
     return cols
