@@ -6,7 +6,7 @@ set -euo pipefail
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 
-DEBS="iproute2 ethtool iputils-ping tcpdump iperf3 netcat-openbsd procps psmisc"
+DEBS="iproute2 ethtool iputils-ping tcpdump iperf3 netcat-openbsd procps psmisc dpdk-dev openvswitch-common"
 DEBS="$DEBS ${EXTRA_DEBS:-}"
 missing=()
 for p in $DEBS; do
