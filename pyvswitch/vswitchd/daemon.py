@@ -83,6 +83,7 @@ class Switch:
         self.sel.register(self._wake_r, selectors.EVENT_READ, self._drain_wake)
         commands.register_all(self)
         self.dpif.set_upcall_handler(self.upcall)
+        self.dpif.set_userspace_handler(self.userspace)
         self.reconfigure()
         log.info("pvs-vswitchd started (rundir %s)", self.rundir)
 
@@ -239,6 +240,16 @@ class Switch:
         if self._need_revalidate:
             self.wake()
         return out
+
+    def userspace(self, key, in_port, packet, arg):
+        """PMD thread: a ('userspace', arg) datapath action (an OpenFlow
+        controller action, later sFlow/...). ofproto decides what it means;
+        `Ofproto.packet_in(packet, arg, key, now)` must not block."""
+        with self.lock:
+            br = self.bridge_of_dp_port(int(in_port))
+            handler = getattr(br.ofproto, "packet_in", None) if br is not None else None
+            if handler is not None:
+                handler(bytes(packet), int(arg), key, self.clock.now())
 
     def bridge_of_dp_port(self, dp_port):
         for br in self.bridges.values():
