@@ -241,6 +241,8 @@ class Dpif:
         for k, fd in enumerate(fds):
             p.pollfds[k, 0] = fd
         p.ctl[S.C_NPOLL] = len(fds)
+        # Long idle sleeps only when every rxq can wake the PMD through its fd.
+        p.ctl[S.C_FD_WAKES] = int(all(row[pio.IO_FD] >= 0 for (_, _, row, _) in rxqs))
         if len(rows) > len(p.rowptr):
             raise ValueError(f"pmd {pmd.pmd_id}: more than {len(p.rowptr)} io rows")
         load_rows(p, rows, mems)

@@ -140,6 +140,11 @@ def _sleep(p):
     smax = p.ctl[C_SLEEP_MAX_US]
     if smax <= 0:
         return
+    if p.ctl[C_FD_WAKES] != 0:
+        # Every rxq's fd is in the poll set: traffic wakes us at once, so a
+        # longer sleep costs no latency (pmd-sleep-max bounds the lateness of
+        # rxqs that cannot wake us, e.g. vhost-user without kicks).
+        smax = max(smax, FD_SLEEP_MAX_US)
     us = min(max(p.ctl[C_SLEEP_US] * 2, 1), smax)
     p.ctl[C_SLEEP_US] = us
     nfds = p.ctl[C_NPOLL]

@@ -40,7 +40,9 @@ MAX_PORTS = 4096
 C_GEN, C_ACK, C_STOP, C_MAX_ITER, C_SLEEP_MAX_US, C_WAKE_FD, C_NRXQ = range(7)
 C_NOW_NS, C_NOW_TSC, C_CYC_PER_US, C_EMC_INV_PROB, C_RAND, C_UPQ_N = range(7, 13)
 C_FREE_TOP, C_IDLE_RUN, C_SLEEP_US, C_SPIN_POLLS, C_NTOUCHED, C_NPOLL = range(13, 19)
+C_FD_WAKES = 19     # 1 when every rxq has an fd that wakes ppoll: sleep longer
 C_COLS = 24
+FD_SLEEP_MAX_US = 100_000   # sleep cap when fds wake the PMD (traffic does at once)
 
 S_PACKETS, S_EMC_HITS, S_MF_HITS, S_MISS, S_LOST, S_UPCALL_OK, S_UPCALL_FAIL = range(7)
 S_SUBTABLE_LOOKUPS, S_BUSY_CYC, S_IDLE_CYC, S_ITER, S_SLEEPS, S_TX_BATCHES = range(7, 13)
