@@ -231,9 +231,10 @@ class PyVSwitch(Switch):
 
     @property
     def layout(self):
-        return (f"pvs-vswitchd started under `taskset -c {self.opts.main_cpu}`; "
-                f"pmd-cpu-mask={_cpu_mask(self.opts.switch_cpu)} (PMD on core {self.opts.switch_cpu}, "
-                f"if the switch pins it: see pyvswitch-affinity in the raw data)")
+        return (f"pmd-cpu-mask={_cpu_mask(self.opts.switch_cpu)}: PMD thread on core {self.opts.switch_cpu}; "
+                f"after set-up the harness moves every other pvs-vswitchd thread to core "
+                f"{self.opts.main_cpu} (pvs-vswitchd intersects pmd-cpu-mask with its own CPU "
+                f"affinity, so it is started with all CPUs allowed)")
 
     def __init__(self, *a):
         super().__init__(*a)
@@ -252,7 +253,11 @@ class PyVSwitch(Switch):
         cleanup.push("pvs dir", self._save_and_remove_dir)
         pidfile = os.path.join(self.dir, "pvs-vswitchd.pid")
         self._daemon(cleanup, pidfile, "pvs-vswitchd", lambda pid: None)
-        run("taskset", "-c", self.opts.main_cpu, system.tool("pvs-vswitchd"), "--rundir", self.dir,
+        # with all CPUs (the harness itself is pinned to core 0 and children
+        # inherit that): pvs-vswitchd only uses pmd-cpu-mask cores that are in
+        # its own affinity, so under taskset -c 0 its PMD ran on core 0
+        all_cpus = ",".join(str(c) for c in range(os.cpu_count() or 1))
+        run("taskset", "-c", all_cpus, system.tool("pvs-vswitchd"), "--rundir", self.dir,
             "--detach", "--log-file", env=self._env(), timeout=120)
         self.pid = self._started(pidfile, "pvs-vswitchd")
         self.ctl("pvs-vsctl", "add-br", BRIDGE, "--", "set", "bridge", BRIDGE, "datapath_type=netdev")
@@ -263,6 +268,13 @@ class PyVSwitch(Switch):
                      "type=afpacket", f"ofport_request={ofport}")
         self._flows(lambda *a: self.ctl("pvs-ofctl", *a))
         time.sleep(1)
+        # the non-PMD threads go to the generator's core, like OVS's
+        for tid, _, allowed, _ in system.thread_affinity(self.pid):
+            if allowed != str(self.opts.switch_cpu):
+                try:
+                    os.sched_setaffinity(tid, {self.opts.main_cpu})
+                except OSError:
+                    pass
 
     def _save_and_remove_dir(self):
         if self.dir and os.path.isdir(self.dir):
