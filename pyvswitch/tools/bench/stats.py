@@ -172,8 +172,11 @@ def summarize(records, switches, sizes):
         if r.get("type") != "run":
             continue
         key = (r["switch"], r["size"])
-        c = cells.setdefault(key, {"runs": 0, "clean": 0, "values": {f: [] for f in SUMMARY_FIELDS}})
+        c = cells.setdefault(key, {"runs": 0, "clean": 0, "values": {f: [] for f in SUMMARY_FIELDS},
+                                   "all": [], "all_foreign": []})
         c["runs"] += 1
+        c["all"].append(r.get("forwarded_mpps"))
+        c["all_foreign"].append(r.get("foreign_cpu_pct"))
         if not r.get("clean"):
             continue
         c["clean"] += 1
@@ -182,13 +185,19 @@ def summarize(records, switches, sizes):
     out = {"switches": list(switches), "sizes": list(sizes), "cells": [], "ratios": [], "errors": {}}
     for sw in switches:
         for size in sizes:
-            c = cells.get((sw, size), {"runs": 0, "clean": 0, "values": {f: [] for f in SUMMARY_FIELDS}})
+            c = cells.get((sw, size), {"runs": 0, "clean": 0, "values": {f: [] for f in SUMMARY_FIELDS},
+                                       "all": [], "all_foreign": []})
             cell = {"switch": sw, "size": size, "runs": c["runs"], "clean_runs": c["clean"]}
             for f in SUMMARY_FIELDS:
                 cell[f] = mmm(c["values"][f])
+            # every window, unclean ones too: indicative only on a busy machine
+            cell["forwarded_mpps_all"] = mmm(c["all"])
+            cell["foreign_cpu_pct_all"] = mmm(c["all_foreign"])
             out["cells"].append(cell)
     med = {(c["switch"], c["size"]): (c["forwarded_mpps"][1] if c["forwarded_mpps"] else None)
            for c in out["cells"]}
+    med_all = {(c["switch"], c["size"]): (c["forwarded_mpps_all"][1] if c["forwarded_mpps_all"] else None)
+               for c in out["cells"]}
     if SUBJECT in switches:
         for size in sizes:
             for anchor in ANCHORS:
@@ -198,6 +207,7 @@ def summarize(records, switches, sizes):
                         "pyvswitch_median_mpps": med.get((SUBJECT, size)),
                         "anchor_median_mpps": med.get((anchor, size)),
                         "ratio": ratio(med.get((SUBJECT, size)), med.get((anchor, size))),
+                        "ratio_all_windows": ratio(med_all.get((SUBJECT, size)), med_all.get((anchor, size))),
                     })
     out["errors"] = {sw: sorted(set(m)) for sw, m in errors.items() if m}
     return out
@@ -261,11 +271,24 @@ def render_markdown(summary, meta):
     if summary["ratios"]:
         L.append("## pyvswitch / anchor (median forwarded Mpps, same run)")
         L.append("")
-        L.append("| frame B | anchor | pyvswitch Mpps | anchor Mpps | ratio |")
-        L.append("|---|---|---|---|---|")
+        L.append("| frame B | anchor | pyvswitch Mpps | anchor Mpps | ratio | ratio, all windows |")
+        L.append("|---|---|---|---|---|---|")
         for r in summary["ratios"]:
             L.append(f"| {r['size']} | {r['anchor']} | {fmt(r['pyvswitch_median_mpps'])} "
-                     f"| {fmt(r['anchor_median_mpps'])} | {fmt(r['ratio'], 3)} |")
+                     f"| {fmt(r['anchor_median_mpps'])} | {fmt(r['ratio'], 3)} "
+                     f"| {fmt(r.get('ratio_all_windows'), 3)} |")
+        L.append("")
+    if any(c["runs"] > c["clean_runs"] for c in summary["cells"]):
+        L.append("## All windows, including unclean ones (indicative only)")
+        L.append("")
+        L.append("Other processes used the CPU during the unclean windows; the switches "
+                 "alternated, so all of them suffered, but not necessarily equally.")
+        L.append("")
+        L.append("| switch | frame B | windows | forwarded Mpps (all) | foreign CPU % (all) |")
+        L.append("|---|---|---|---|---|")
+        for c in summary["cells"]:
+            L.append(f"| {c['switch']} | {c['size']} | {c['runs']} | {fmt_mmm(c.get('forwarded_mpps_all'))} "
+                     f"| {fmt_mmm(c.get('foreign_cpu_pct_all'), 1, bold=False)} |")
         L.append("")
     if summary["errors"]:
         L.append("## Errors")

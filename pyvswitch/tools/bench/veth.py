@@ -288,6 +288,11 @@ def layout_table(args, switch_objs):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--report"]:
+        if len(argv) != 2:
+            raise SystemExit("usage: --report bench/results/raw/<timestamp>")
+        return report(argv[1])
     args = parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces, veth, daemons)")
@@ -297,7 +302,7 @@ def main(argv=None):
     stamp = time.strftime("%Y%m%d-%H%M%S")
     rawdir = os.path.join(args.out, "raw", stamp)
     os.makedirs(rawdir, exist_ok=True)
-    command = "python -m pyvswitch.tools.bench.veth " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m pyvswitch.tools.bench.veth " + shlex.join(argv)
     start_date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     machine = system.machine_info()
     records = []
@@ -375,7 +380,12 @@ def main(argv=None):
             for s, h in old.items():
                 signal.signal(s, h)
     jl.close()
-    elapsed = time.monotonic() - t_start
+    return write_report(records, args, command, start_date, machine, rawdir,
+                        time.monotonic() - t_start, interrupted)
+
+
+def write_report(records, args, command, start_date, machine, rawdir, elapsed, interrupted):
+    switch_objs = {n: SWITCHES[n](args, None, None) for n in args.switches}
     summary = stats.summarize(records, args.switches, args.size_list)
     notes = [
         f"{args.reps} rep(s) x {len(args.size_list)} size(s) per switch, order per repetition "
@@ -405,6 +415,23 @@ def main(argv=None):
             f.write(md + "\n")
     print(md)
     return 130 if interrupted else 0
+
+
+def report(rawdir, argv_out=None):
+    """Rebuild the summary and Markdown of an earlier run from its runs.jsonl."""
+    with open(os.path.join(rawdir, "runs.jsonl")) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    meta = next(r for r in records if r.get("type") == "meta")
+    args = argparse.Namespace(**meta["args"])
+    if argv_out:
+        args.out = argv_out
+    times = [r["time"] for r in records if r.get("type") == "run"]
+    elapsed = 0.0
+    if times:
+        t0 = datetime.datetime.fromisoformat(meta["date"]).replace(tzinfo=None)
+        elapsed = (datetime.datetime.fromisoformat(times[-1]) - t0).total_seconds()
+    return write_report(records, args, meta["command"], meta["date"], meta["machine"],
+                        os.path.abspath(rawdir), elapsed, None)
 
 
 if __name__ == "__main__":

@@ -315,3 +315,21 @@ def test_per_second_mpps():
     assert stats.per_second_mpps([(0.0, 0), (1.0, 500_000), (2.0, 1_500_000)]) == pytest.approx([0.5, 1.0])
     assert stats.per_second_mpps([(0.0, 0)]) == []
     assert stats.per_second_mpps([(1.0, 0), (1.0, 5)]) == []
+
+
+def test_all_windows_table_and_ratio_when_runs_are_unclean():
+    recs = [_run("pyvswitch", 64, 1.0, clean=False), _run("pyvswitch", 64, 0.8, clean=False),
+            _run("ovs-system", 64, 0.4, clean=False)]
+    s = stats.summarize(recs, ["pyvswitch", "ovs-system"], [64])
+    r = s["ratios"][0]
+    assert r["ratio"] is None
+    assert r["ratio_all_windows"] == pytest.approx(0.9 / 0.4)
+    md = stats.render_markdown(s, {"command": "x", "machine": {}, "layout": {}})
+    assert "## All windows, including unclean ones" in md
+    assert "| pyvswitch | 64 | 2 | 0.800 / **0.900** / 1.000 |" in md
+    assert "| 64 | ovs-system | - | - | - | 2.250 |" in md
+
+
+def test_report_mode_needs_a_directory():
+    with pytest.raises(SystemExit):
+        veth.main(["--report"])
