@@ -200,7 +200,9 @@ class Switch:
             log.warn("pmd-cpu-mask %r is not a hexadecimal mask: ignored", oc["pmd-cpu-mask"])
             mask = None
         if mask:
-            cpus = [i for i in sorted(os.sched_getaffinity(0)) if mask >> i & 1]
+            # As OVS: the mask names cores of the machine, whatever the
+            # daemon's own affinity (PMD threads pin themselves).
+            cpus = [i for i in range(os.cpu_count() or 1) if mask >> i & 1]
             if cpus and cpus != self._pmd_cpus:
                 self.dpif.set_pmd_cpus(cpus)   # restarts PMDs: only on a real change
                 self._pmd_cpus = cpus
