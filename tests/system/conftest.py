@@ -350,6 +350,20 @@ class Net:
             fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])     # utime + stime
 
+    def thread_ticks(self):
+        """{(tid, thread name): utime + stime} of the daemon's threads."""
+        out = {}
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
+                    text = f.read()
+            except FileNotFoundError:
+                continue
+            name = text[text.index("(") + 1:text.rindex(")")]
+            fields = text.rsplit(")", 1)[1].split()
+            out[(int(tid), name)] = int(fields[11]) + int(fields[12])
+        return out
+
 
 class Sender(threading.Thread):
     """Sends numbered test frames every `interval` seconds from a Wire until
