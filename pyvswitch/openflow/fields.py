@@ -32,11 +32,22 @@ class FlowParseError(ValueError):
 
 
 # --- the flow key seen by the classifier ------------------------------------
+# Words past layout.KEY_WORDS are pipeline state (metadata, registers,
+# conj_id) or fields the datapath does not extract yet (ct_label, nd_target):
+# xlate never puts them in a megaflow mask.
 FLOW_FIELDS = dict(layout.FIELDS)
-FLOW_FIELDS["metadata"] = (layout.KEY_WORDS, 0, 64)
-for _r in range(8):
-    FLOW_FIELDS[f"reg{_r}"] = (layout.KEY_WORDS + 1 + _r // 2, 32 * (_r % 2), 32)
-FLOW_WORDS = layout.KEY_WORDS + 5
+_K = layout.KEY_WORDS
+FLOW_FIELDS["metadata"] = (_K, 0, 64)
+N_REGS = 16
+for _r in range(N_REGS):
+    FLOW_FIELDS[f"reg{_r}"] = (_K + 1 + _r // 2, 32 * (_r % 2), 32)
+FLOW_FIELDS["conj_id"] = (_K + 9, 0, 32)
+FLOW_FIELDS["ct_label_hi"] = (_K + 10, 0, 64)
+FLOW_FIELDS["ct_label_lo"] = (_K + 11, 0, 64)
+FLOW_FIELDS["nd_target_hi"] = (_K + 12, 0, 64)
+FLOW_FIELDS["nd_target_lo"] = (_K + 13, 0, 64)
+FLOW_WORDS = _K + 14
+PIPELINE_FIELDS = ("metadata", *[f"reg{r}" for r in range(N_REGS)])
 
 # --- reserved ports (OpenFlow 1.0 numbering, as OVS uses internally) ---------
 OFPP_MAX = 0xFF00
@@ -68,7 +79,10 @@ PREREQS = {
     "tcp": ({ETH_IP, ETH_IPV6}, {6}, "tcp or tcp6"),
     "icmp": ({ETH_IP}, {1}, "icmp"),
     "icmp6": ({ETH_IPV6}, {58}, "icmp6"),
+    "nd": ({ETH_IPV6}, {58}, "icmp6,icmpv6_type=135 or 136"),
 }
+
+CT_STATE_FLAGS = ("new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat")
 
 OXM_BASIC, NXM_OF, NXM_NX = 0x8000, 0x0000, 0x0001
 
@@ -77,7 +91,7 @@ OXM_BASIC, NXM_OF, NXM_NX = 0x8000, 0x0000, 0x0001
 class Field:
     name: str
     bits: int
-    kind: str            # int | hex | mac | ipv4 | ipv6 | port | frag
+    kind: str            # int | hex | mac | ipv4 | ipv6 | port | frag | ct_state
     maskable: bool
     prereq: str | None
     flow: str | None     # flow-key field it maps onto (None: special in to_flow)
@@ -100,15 +114,18 @@ FIELD_LIST = [
     _f("recirc_id", 32, "hex", False, None, "recirc_id", nxm=(NXM_NX, 36)),
     _f("dp_hash", 32, "hex", True, None, "dp_hash", nxm=(NXM_NX, 35)),
     _f("pkt_mark", 32, "hex", True, None, "pkt_mark", nxm=(NXM_NX, 33)),
+    _f("conj_id", 32, "int", False, None, "conj_id", nxm=(NXM_NX, 37)),
+    _f("ct_state", 8, "ct_state", True, None, "ct_state", nxm=(NXM_NX, 105)),
     _f("ct_zone", 16, "int", False, None, "ct_zone", nxm=(NXM_NX, 106)),
     _f("ct_mark", 32, "hex", True, None, "ct_mark", nxm=(NXM_NX, 107)),
+    _f("ct_label", 128, "hex", True, None, None, nxm=(NXM_NX, 108)),
     _f("tun_id", 64, "hex", True, None, "tun_id", oxm=(OXM_BASIC, 38),
        nxm=(NXM_NX, 16), aliases=("tunnel_id",)),
     _f("tun_src", 32, "ipv4", True, None, "tun_src", nxm=(NXM_NX, 31)),
     _f("tun_dst", 32, "ipv4", True, None, "tun_dst", nxm=(NXM_NX, 32)),
     _f("metadata", 64, "hex", True, None, "metadata", oxm=(OXM_BASIC, 2)),
     *[_f(f"reg{r}", 32, "hex", True, None, f"reg{r}", nxm=(NXM_NX, r))
-      for r in range(8)],
+      for r in range(N_REGS)],
     _f("in_port", 16, "port", False, None, "in_port", oxm=(OXM_BASIC, 0),
        nxm=(NXM_OF, 0)),
     _f("dl_vlan", 16, "int", False, None, None),
@@ -165,6 +182,8 @@ FIELD_LIST = [
     _f("tp_dst", 16, "int", True, "l4", "tp_dst", nxm=(NXM_OF, 10),
        aliases=("tcp_dst", "udp_dst", "sctp_dst")),
     _f("tcp_flags", 12, "hex", True, "tcp", "tcp_flags", nxm=(NXM_NX, 34)),
+    _f("nd_target", 128, "ipv6", True, "nd", None, oxm=(OXM_BASIC, 31),
+       nxm=(NXM_NX, 23)),
 ]
 
 FIELDS = {f.name: f for f in FIELD_LIST}
@@ -286,6 +305,10 @@ def parse_value(field, text, resolver=None):
         return FRAG_VALUES[text]
     if field.kind in ("ipv4", "ipv6"):
         value, mask = _parse_ip_masked(text, field.bits, name)
+    elif field.kind == "ct_state" and text[0] in "+-":
+        value, mask = _parse_flags(text, CT_STATE_FLAGS, name)
+    elif field.name == "tcp_flags" and text[0] in "+-":
+        value, mask = _parse_flags(text, TCP_FLAGS, name)
     else:
         value_text, slash, mask_text = text.partition("/")
         if slash and not field.maskable:
@@ -298,8 +321,31 @@ def parse_value(field, text, resolver=None):
     return value, (mask if mask else None)
 
 
+TCP_FLAGS = ("fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns")
+
+
+def _parse_flags(text, names, what):
+    """`+trk-new` style flags -> (value, mask)."""
+    value = mask = 0
+    for sign, word in re.findall(r"([+-])([^+-]*)", text):
+        if word not in names:
+            raise FlowParseError(f'{what}: unknown flag "{word}" (want one of '
+                                 f"{', '.join(names)})")
+        bit = 1 << names.index(word)
+        if mask & bit:
+            raise FlowParseError(f'{what}: flag "{word}" given twice')
+        mask |= bit
+        value |= bit if sign == "+" else 0
+    if "".join(s + w for s, w in re.findall(r"([+-])([^+-]*)", text)) != text:
+        raise FlowParseError(f'{what}: bad flags "{text}"')
+    return value, mask
+
+
 def format_value(field, value, mask, namer=None):
     exact = mask == field.all_ones
+    if field.kind == "ct_state":
+        return "".join(("+" if value >> i & 1 else "-") + n
+                       for i, n in enumerate(CT_STATE_FLAGS) if mask >> i & 1)
     if field.kind == "port":
         return format_port(value, namer)
     if field.kind == "frag":
@@ -330,7 +376,7 @@ def to_flow(field, value, mask):
         return [("vlan_tci", layout.VLAN_CFI | (value << 13), 0xF000)]
     if name == "vlan_vid":
         return [("vlan_tci", value, mask & 0x1FFF)]
-    if field.kind == "ipv6":
+    if field.bits == 128:
         base = name  # ipv6_src -> ipv6_src_hi / ipv6_src_lo
         lo = (1 << 64) - 1
         return [(base + "_hi", value >> 64, mask >> 64),
@@ -346,3 +392,67 @@ def check_field_value(field, value):
     if field.name == "nw_tos" and value & 3:
         raise FlowParseError(f"nw_tos {value} has low-order ECN bits set; "
                              "use nw_ecn for those")
+
+
+# --- subfields (load, move, output:reg, multipath...) ------------------------
+_NXM_OF = ("in_port", "dl_dst", "dl_src", "dl_type", "vlan_tci", "nw_tos",
+           "nw_proto", "nw_src", "nw_dst", "tp_src", "tp_dst", "icmp_type",
+           "icmp_code", "arp_op", "arp_spa", "arp_tpa")
+_NXM_SPELL = {"dl_dst": "ETH_DST", "dl_src": "ETH_SRC", "dl_type": "ETH_TYPE",
+              "nw_tos": "IP_TOS", "nw_proto": "IP_PROTO", "nw_src": "IP_SRC",
+              "nw_dst": "IP_DST", "tp_src": "TCP_SRC", "tp_dst": "TCP_DST",
+              "nw_frag": "IP_FRAG", "nw_ecn": "IP_ECN", "nw_ttl": "IP_TTL",
+              "tun_src": "TUN_IPV4_SRC", "tun_dst": "TUN_IPV4_DST"}
+NXM_NAMES = {}
+for _fld in FIELD_LIST:
+    _up = _NXM_SPELL.get(_fld.name, _fld.name.upper())
+    if _fld.nxm is not None:
+        NXM_NAMES[_fld.name] = ("NXM_OF_" if _fld.name in _NXM_OF else "NXM_NX_") + _up
+    elif _fld.oxm is not None:
+        NXM_NAMES[_fld.name] = "OXM_OF_" + _up
+_BY_NXM = {v: k for k, v in NXM_NAMES.items()}
+_BY_NXM.update({"NXM_OF_UDP_SRC": "tp_src", "NXM_OF_UDP_DST": "tp_dst",
+                "NXM_OF_SCTP_SRC": "tp_src", "NXM_OF_SCTP_DST": "tp_dst"})
+
+# Fields set_field/load/move may write: pipeline state, tunnel metadata,
+# in_port, and the packet headers xlate can commit to the datapath.
+WRITABLE = {"metadata", *[f"reg{r}" for r in range(N_REGS)], "tun_id",
+            "tun_src", "tun_dst", "pkt_mark", "in_port", "vlan_tci", "vlan_vid",
+            "vlan_pcp", "dl_src", "dl_dst", "nw_src", "nw_dst", "nw_tos",
+            "ip_dscp", "nw_ecn", "nw_ttl", "ipv6_src", "ipv6_dst", "ipv6_label",
+            "tp_src", "tp_dst", "ct_mark", "ct_label"}
+_SUB_RE = re.compile(r"([A-Za-z0-9_]+)(?:\[(?:(\d+)(?:\.\.(\d+))?)?\])?")
+
+
+def lookup_any(name):
+    """A Field by our name, an alias or its NXM/OXM name, else None."""
+    return lookup(name) or (FIELDS[_BY_NXM[name]] if name in _BY_NXM else None)
+
+
+def parse_subfield(text, what="subfield"):
+    """`NXM_NX_REG0[0..15]`, `reg0[3]`, `reg0[]` or `reg0` ->
+    (field name, start bit, n_bits)."""
+    m = _SUB_RE.fullmatch(text.strip())
+    if not m:
+        raise FlowParseError(f'{what}: "{text}" is not a field[start..end]')
+    field = lookup_any(m.group(1))
+    if field is None:
+        raise FlowParseError(f'{what}: unknown field "{m.group(1)}"')
+    if m.group(2) is None:
+        return field.name, 0, field.bits
+    start = int(m.group(2))
+    end = int(m.group(3)) if m.group(3) is not None else start
+    if end < start or end >= field.bits:
+        raise FlowParseError(f"{what}: bits {start}..{end} out of range for "
+                             f"{field.name} ({field.bits} bits)")
+    return field.name, start, end - start + 1
+
+
+def format_subfield(name, start, n_bits):
+    field = FIELDS[name]
+    label = NXM_NAMES.get(name, name)
+    if start == 0 and n_bits == field.bits:
+        return f"{label}[]"
+    if n_bits == 1:
+        return f"{label}[{start}]"
+    return f"{label}[{start}..{start + n_bits - 1}]"

@@ -110,6 +110,8 @@ class Match:
                 continue
             types, protos, text = F.PREREQS[pre]
             ok = dl_type in types and (protos is None or nw_proto in protos)
+            if pre == "nd" and self._exact("icmpv6_type") not in (135, 136):
+                ok = False
             if not ok:
                 raise FlowParseError(
                     f"{name}: prerequisites not met: {name} requires {text} "
@@ -132,8 +134,8 @@ class Match:
 
 
 def _example(prereq):
-    return {"l4": "tcp", "ip_any": "ip", "ip_arp": "ip", "tcp": "tcp"}.get(
-        prereq, prereq)
+    return {"l4": "tcp", "ip_any": "ip", "ip_arp": "ip", "tcp": "tcp",
+            "nd": "icmp6,icmpv6_type=135"}.get(prereq, prereq)
 
 
 def format_match(match, priority=None, namer=None):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from pyvswitch.openflow import actions as A
 from pyvswitch.openflow import fields as F
+from pyvswitch.openflow import text_actions as TA
 from pyvswitch.openflow.fields import FlowParseError
 from pyvswitch.openflow.match import (OFP_DEFAULT_PRIORITY, SHORTHANDS, Match,
                                       format_match)
@@ -126,7 +127,7 @@ def parse_flow(text, command="add", resolver=None):
         st.setdefault("table", 0)
         st["cookie"] = st.get("cookie") or 0
     if has_actions:
-        st["actions"] = parse_actions(act_text, resolver)
+        st.update(TA.parse_instructions(act_text, resolver, st["match"]))
     return FlowMod(**st)
 
 
@@ -185,6 +186,10 @@ def _kw_out_port(st, value, resolver):
     st["out_port"] = F.parse_port(value, resolver, "out_port")
 
 
+def _kw_out_group(st, value, resolver):
+    st["out_group"] = F.parse_int(value, 32, "out_group")
+
+
 _ALL = COMMANDS
 _ADD_MOD = ("add", "modify", "modify_strict")
 _KEYWORDS = {
@@ -196,6 +201,7 @@ _KEYWORDS = {
     "importance": (("add",), _kw_u16("importance")),
     "cookie": (_ALL, _kw_cookie),
     "out_port": (("delete", "delete_strict", "dump"), _kw_out_port),
+    "out_group": (("delete", "delete_strict", "dump"), _kw_out_group),
 }
 
 
@@ -214,11 +220,15 @@ def format_flow(fm, namer=None):
     parts.extend(w for w in FLAG_WORDS if w in fm.flags)
     if fm.out_port is not None:
         parts.append(f"out_port={F.format_port(fm.out_port, namer)}")
+    if fm.out_group is not None:
+        parts.append(f"out_group={fm.out_group}")
     match = format_match(fm.match, fm.priority, namer)
     if match:
         parts.append(match)
     if fm.command in _ADD_MOD:
-        parts.append("actions=" + A.format_actions(fm.actions, namer))
+        parts.append("actions=" + A.format_instructions(
+            fm.actions, fm.meter, fm.clear_actions, fm.write_actions,
+            fm.write_metadata, namer))
     return ",".join(parts)
 
 
@@ -231,10 +241,17 @@ def format_duration(seconds):
 def format_flow_stats(*, match, priority, actions, table=0, cookie=0,
                       duration=0.0, n_packets=0, n_bytes=0, idle_timeout=0,
                       hard_timeout=0, idle_age=None, hard_age=None,
-                      importance=0, flags=(), namer=None):
-    """One `ovs-ofctl dump-flows` line (with its leading space)."""
-    s = (f" cookie={cookie:#x}, duration={format_duration(duration)}, "
-         f"table={table}, n_packets={n_packets}, n_bytes={n_bytes}, ")
+                      importance=0, flags=(), namer=None, meter=None,
+                      clear_actions=False, write_actions=None,
+                      write_metadata=None, stats=True):
+    """One `ovs-ofctl dump-flows` line (with its leading space); stats=False
+    is `--no-stats` (no cookie 0, duration, counters or ages)."""
+    if stats:
+        s = (f" cookie={cookie:#x}, duration={format_duration(duration)}, "
+             f"table={table}, n_packets={n_packets}, n_bytes={n_bytes}, ")
+    else:
+        s = " " + (f"cookie={cookie:#x}, " if cookie else "") + (
+            f"table={table}, " if table else "")
     if idle_timeout:
         s += f"idle_timeout={idle_timeout}, "
     if hard_timeout:
@@ -242,156 +259,16 @@ def format_flow_stats(*, match, priority, actions, table=0, cookie=0,
     s += "".join(f"{w}, " for w in FLAG_WORDS if w in flags)
     if importance:
         s += f"importance={importance}, "
-    if idle_age is not None:
+    if idle_age is not None and stats:
         s += f"idle_age={int(idle_age)}, "
-    if hard_age is not None and int(hard_age) != int(duration):
+    if hard_age is not None and int(hard_age) != int(duration) and stats:
         s += f"hard_age={int(hard_age)}, "
     m = format_match(match, priority, namer)
-    return s + (m + " " if m else "") + "actions=" + A.format_actions(actions, namer)
+    acts = A.format_instructions(actions, meter, clear_actions, write_actions,
+                                 write_metadata, namer)
+    return s + (m + " " if m else "") + "actions=" + acts
 
 
-# --- actions ----------------------------------------------------------------------
-def parse_actions(text, resolver=None):
-    """Parse an action list ("output:2,mod_vlan_vid:10", "drop", "") -> tuple."""
-    out, drop = [], False
-    ctx = {"resolver": resolver}
-    for key, value in tokens(text or ""):
-        if out and isinstance(out[-1], A.GotoTable):
-            raise FlowParseError("goto_table must be the last action")
-        name = key.lower()
-        if name == "drop":
-            drop = True
-            continue
-        parser = ACTION_PARSERS.get(name)
-        if parser is not None:
-            out.append(parser(value, ctx))
-        elif value is None:
-            out.append(A.Output(_bare_port(key, ctx)))
-        else:
-            raise FlowParseError(f"unknown action {key}")
-    if drop and out:
-        raise FlowParseError('"drop" must not be accompanied by any other '
-                             "action or instruction")
-    return tuple(out)
-
-
-def _out_port(text, ctx):
-    port = F.parse_port(text, ctx["resolver"], "output")
-    if port in (F.OFPP_NONE,):
-        raise FlowParseError(f"{text}: output to port NONE is not allowed")
-    return port
-
-
-def _bare_port(text, ctx):
-    """A bare word in an action list is an output port (number or name)."""
-    try:
-        return _out_port(text, ctx)
-    except FlowParseError:
-        raise FlowParseError(f"unknown action {text}") from None
-
-
-def _no_arg(name, make):
-    def parse(value, ctx):
-        if value:
-            raise FlowParseError(f"{name} does not take an argument")
-        return make()
-    return parse
-
-
-def _p_output(value, ctx):
-    if not value:
-        raise FlowParseError("output: missing port")
-    port = _out_port(value, ctx)
-    return A.Controller() if port == F.OFPP_CONTROLLER else A.Output(port)
-
-
-def _p_controller(value, ctx):
-    if not value:
-        return A.Controller()
-    for key, v in tokens(value):
-        if v is None:
-            return A.Controller(F.parse_int(key, 16, "controller"))
-        if key != "max_len":
-            raise FlowParseError(f"{key}: unknown controller option")
-        return A.Controller(F.parse_int(v, 16, "max_len"))
-    return A.Controller()
-
-
-def _p_vlan_vid(push):
-    def parse(value, ctx):
-        vid = F.parse_int(value or "", 16, "mod_vlan_vid")
-        if vid > 0xFFF:
-            raise FlowParseError(f"{value}: not a valid VLAN VID")
-        return A.SetVlanVid(vid, push)
-    return parse
-
-
-def _p_vlan_pcp(push):
-    def parse(value, ctx):
-        pcp = F.parse_int(value or "", 8, "mod_vlan_pcp")
-        if pcp > 7:
-            raise FlowParseError(f"{value}: not a valid VLAN PCP")
-        return A.SetVlanPcp(pcp, push)
-    return parse
-
-
-def _p_push_vlan(value, ctx):
-    tpid = F.parse_int(value or "", 16, "push_vlan")
-    if tpid not in (0x8100, 0x88A8):
-        raise FlowParseError(f"{value}: not a valid VLAN ethertype")
-    return A.PushVlan(tpid)
-
-
-def _table_arg(text):
-    t = F.parse_int(text, 8, "table")
-    if t == 255:
-        raise FlowParseError(f"{text}: invalid table")
-    return t
-
-
-def _p_resubmit(value, ctx):
-    if value is None or value == "":
-        raise FlowParseError("resubmit: missing argument")
-    if "," not in value:
-        return A.Resubmit(F.parse_port(value, ctx["resolver"], "resubmit"), 255)
-    port_text, _, rest = value.partition(",")
-    table_text, _, extra = rest.partition(",")
-    if extra:
-        raise FlowParseError(f"resubmit: unsupported option \"{extra}\"")
-    port_text, table_text = port_text.strip(), table_text.strip()
-    if not port_text and not table_text:
-        raise FlowParseError("at least one \"in_port\" or \"table\" must be "
-                             "specified on resubmit")
-    port = (F.parse_port(port_text, ctx["resolver"], "resubmit")
-            if port_text else F.OFPP_IN_PORT)
-    table = _table_arg(table_text) if table_text else 255
-    return A.Resubmit(port, table)
-
-
-def _p_goto_table(value, ctx):
-    return A.GotoTable(_table_arg(value or ""))
-
-
-def _p_group(value, ctx):
-    return A.Group(F.parse_int(value or "", 32, "group"))
-
-
-ACTION_PARSERS = {
-    "output": _p_output,
-    "controller": _p_controller,
-    "normal": _no_arg("normal", lambda: A.Output(F.OFPP_NORMAL)),
-    "flood": _no_arg("flood", lambda: A.Output(F.OFPP_FLOOD)),
-    "all": _no_arg("all", lambda: A.Output(F.OFPP_ALL)),
-    "local": _no_arg("local", lambda: A.Output(F.OFPP_LOCAL)),
-    "in_port": _no_arg("in_port", lambda: A.Output(F.OFPP_IN_PORT)),
-    "mod_vlan_vid": _p_vlan_vid(True),
-    "set_vlan_vid": _p_vlan_vid(False),
-    "mod_vlan_pcp": _p_vlan_pcp(True),
-    "set_vlan_pcp": _p_vlan_pcp(False),
-    "strip_vlan": _no_arg("strip_vlan", lambda: A.StripVlan(False)),
-    "pop_vlan": _no_arg("pop_vlan", lambda: A.StripVlan(True)),
-    "push_vlan": _p_push_vlan,
-    "resubmit": _p_resubmit,
-    "goto_table": _p_goto_table,
-    "group": _p_group,
-}
+# --- actions (text_actions.py) ----------------------------------------------------
+parse_actions = TA.parse_actions
+ACTION_PARSERS = TA.ACTION_PARSERS

@@ -175,6 +175,63 @@ _ACTIONS = st.one_of(
 
 
 @st.composite
+def _set_fields(draw):
+    name = draw(st.sampled_from(["reg0", "reg15", "metadata", "tun_id", "dl_src",
+                                 "dl_dst", "pkt_mark"]))
+    fld = F.FIELDS[name]
+    mask = draw(st.one_of(st.just(fld.all_ones), st.integers(1, fld.all_ones)))
+    value = draw(st.integers(0, fld.all_ones)) & mask
+    return A.SetField(name, value, mask)
+
+
+@st.composite
+def _loads(draw):
+    name = draw(st.sampled_from(["reg1", "reg9", "metadata", "tun_id"]))
+    bits = F.FIELDS[name].bits
+    start = draw(st.integers(0, bits - 1))
+    n = draw(st.integers(1, bits - start))
+    value = draw(st.integers(0, (1 << n) - 1))
+    return A.SetField(name, value << start, ((1 << n) - 1) << start, "load")
+
+
+@st.composite
+def _moves(draw):
+    src, dst = draw(st.sampled_from(["reg0", "reg7", "dl_src", "tun_id"])), \
+        draw(st.sampled_from(["reg2", "reg12", "metadata"]))
+    n = draw(st.integers(1, 32))
+    return A.Move(src, draw(st.integers(0, F.FIELDS[src].bits - n)), dst,
+                  draw(st.integers(0, F.FIELDS[dst].bits - n)), n)
+
+
+_LEGACY = st.one_of(
+    st.integers(0, 2**48 - 1).map(lambda v: A.SetField("dl_src", v, 2**48 - 1, "mod_dl_src")),
+    st.integers(0, 2**32 - 1).map(lambda v: A.SetField("nw_dst", v, 2**32 - 1, "mod_nw_dst")),
+    st.integers(0, 63).map(lambda v: A.SetField("nw_tos", v << 2, 0xFC, "mod_nw_tos")),
+    st.integers(0, 3).map(lambda v: A.SetField("nw_ecn", v, 3, "mod_nw_ecn")),
+    st.integers(0, 255).map(lambda v: A.SetField("nw_ttl", v, 255, "mod_nw_ttl")),
+    st.integers(0, 65535).map(lambda v: A.SetField("tp_src", v, 65535, "mod_tp_src")),
+    st.integers(0, 2**32 - 1).map(lambda v: A.SetField("tun_id", v, 2**64 - 1, "set_tunnel")),
+    st.integers(0, 2**64 - 1).map(lambda v: A.SetField("tun_id", v, 2**64 - 1, "set_tunnel64")),
+)
+_NEW_ACTIONS = st.one_of(
+    _set_fields(), _loads(), _moves(), _LEGACY,
+    st.builds(A.OutputReg, st.sampled_from(["reg0", "reg5"]), st.integers(0, 16),
+              st.integers(1, 16)),
+    st.builds(A.Controller, st.integers(0, 0xFFFF), st.sampled_from(A.CONTROLLER_REASONS),
+              st.integers(0, 0xFFFF), st.binary(max_size=4)),
+    st.builds(A.DecTtl, st.lists(st.integers(0, 0xFFFF), max_size=2).map(tuple)),
+    st.binary(min_size=1, max_size=6).map(A.Note),
+    st.integers(0, 2**32 - 1).map(A.Group),
+    st.builds(A.Ct, st.booleans(), st.booleans(), st.one_of(st.none(), st.integers(0, 0xFFFF)),
+              st.none(), st.one_of(st.none(), st.integers(0, 254)),
+              st.sampled_from([None, "ftp"]), st.sampled_from([None, "", "src=10.0.0.1"]),
+              st.just(())),
+    st.just(A.CtClear()),
+)
+_ACTIONS = st.one_of(_ACTIONS, _NEW_ACTIONS)
+
+
+@st.composite
 def matches(draw):
     m = {}
     proto = draw(st.sampled_from([None, "ip", "ipv6", "arp", "tcp", "udp6",
@@ -188,6 +245,12 @@ def matches(draw):
                        draw(st.integers(1, 2**48 - 1)))
     if draw(st.booleans()):
         m["reg3"] = draw(st.integers(0, 2**32 - 1))
+    for name in draw(st.lists(st.sampled_from(["reg15", "metadata", "ct_state",
+                                               "conj_id", "ct_label", "ct_mark",
+                                               "tun_src"]), max_size=3)):
+        fld = F.FIELDS[name]
+        mask = draw(st.integers(1, fld.all_ones)) if fld.maskable else fld.all_ones
+        m[name] = (draw(st.integers(0, fld.all_ones)) & mask, mask)
     match = Match(m)
     if proto:
         match.set_shorthand(proto)
@@ -213,12 +276,21 @@ def flow_mods(draw):
         if draw(st.booleans()):
             acts.append(A.GotoTable(draw(st.integers(0, 254))))
         kw["actions"] = tuple(acts)
+        if draw(st.booleans()):
+            kw["meter"] = draw(st.integers(1, 0xFFFF0000))
+            kw["clear_actions"] = draw(st.booleans())
+            kw["write_actions"] = tuple(draw(st.lists(_ACTIONS, max_size=2)))
+            kw["write_metadata"] = (draw(st.integers(0, 2**64 - 1)),
+                                    draw(st.integers(1, 2**64 - 1)))
+            kw["write_metadata"] = (kw["write_metadata"][0] & kw["write_metadata"][1],
+                                    kw["write_metadata"][1])
         kw["idle_timeout"] = draw(st.integers(0, 0xFFFF))
         kw["table"] = draw(st.integers(0, 254))
         kw["cookie"] = draw(st.integers(0, 2**64 - 1))
     else:
         kw["table"] = draw(st.one_of(st.none(), st.integers(0, 254)))
         kw["out_port"] = draw(st.one_of(st.none(), _PORTS))
+        kw["out_group"] = draw(st.one_of(st.none(), st.integers(0, 2**32 - 1)))
         if draw(st.booleans()):
             mask = draw(st.integers(1, 2**64 - 1))
             kw["cookie"] = draw(st.integers(0, 2**64 - 1)) & mask
@@ -226,7 +298,7 @@ def flow_mods(draw):
     return FlowMod(**kw)
 
 
-@settings(max_examples=300)
+@settings(max_examples=500)
 @given(flow_mods())
 def test_roundtrip_property(fm):
     text = format_flow(fm)
@@ -251,3 +323,112 @@ def test_garbage_raises_only_flow_parse_error(text, cmd):
         return
     canon = format_flow(fm)
     assert format_flow(parse_flow(canon, cmd)) == canon
+
+
+# --- the full syntax of issue 4 ---------------------------------------------------
+@pytest.mark.parametrize("text,out", [
+    ("ip,actions=mod_nw_src:1.2.3.4,mod_nw_tos:8,mod_nw_ecn:2,mod_nw_ttl:9,dec_ttl,output:1",
+     "ip,actions=mod_nw_src:1.2.3.4,mod_nw_tos:8,mod_nw_ecn:2,mod_nw_ttl:9,dec_ttl,output:1"),
+    ("tcp,actions=mod_tp_src:80,mod_tp_dst:8080,mod_dl_src:0A:00:00:00:00:01",
+     "tcp,actions=mod_tp_src:80,mod_tp_dst:8080,mod_dl_src:0a:00:00:00:00:01"),
+    ("actions=load:5->NXM_NX_REG0[0..3],load:1->reg1[7],move:eth_src[0..31]->NXM_NX_REG2[]",
+     "actions=load:0x5->NXM_NX_REG0[0..3],load:0x1->NXM_NX_REG1[7],"
+     "move:NXM_OF_ETH_SRC[0..31]->NXM_NX_REG2[]"),
+    ("actions=output:reg3[0..15],output:NXM_NX_REG1[16..31]",
+     "actions=output:NXM_NX_REG3[0..15],output:NXM_NX_REG1[16..31]"),
+    ("actions=set_field:0x5/0xff->reg15,set_field:aa:bb:cc:dd:ee:ff->eth_dst",
+     "actions=set_field:0x5/0xff->reg15,set_field:aa:bb:cc:dd:ee:ff->dl_dst"),
+    ("ip,actions=set_field:10.0.0.1->ip_src,set_field:46->ip_dscp",
+     "ip,actions=set_field:10.0.0.1->nw_src,set_field:46->ip_dscp"),
+    ("actions=set_field:100->vlan_vid", "actions=set_field:0x1064->vlan_vid"),
+    ("actions=meter:3,output:1,clear_actions,write_actions(output:2,group:5),"
+     "write_metadata:0x5/0xff,goto_table:4",
+     "actions=meter:3,output:1,clear_actions,write_actions(output:2,group:5),"
+     "write_metadata:0x5/0xff,goto_table:4"),
+    ("actions=write_metadata:0x1", "actions=write_metadata:0x1"),
+    ("reg3=5,metadata=0x1/0x3,ct_state=+trk+new,conj_id=7,actions=controller(reason=no_match,"
+     "max_len=100,userdata=01.02),note:01.02",
+     "conj_id=7,ct_state=+new+trk,metadata=0x1/0x3,reg3=0x5,actions=controller(reason=no_match,"
+     "max_len=100,userdata=01.02),note:01.02"),
+    ("ct_state=0x21/0x21,ct_zone=5,ct_mark=1/1,ct_label=0x1/0x1,actions=drop",
+     "ct_state=+new+trk,ct_zone=5,ct_mark=0x1/0x1,ct_label=0x1/0x1,actions=drop"),
+    ("priority=5,ip,nw_src=10.0.0.0/8,actions=conjunction(1,1/2),conjunction(2,2/3)",
+     "priority=5,ip,nw_src=10.0.0.0/8,actions=conjunction(1,1/2),conjunction(2,2/3)"),
+    ("actions=ct(commit,zone=5,exec(set_field:1->ct_mark),nat(src=10.0.0.1)),ct_clear,"
+     "ct(table=3,zone=NXM_NX_REG0[0..15])",
+     "actions=ct(commit,zone=5,exec(set_field:0x1->ct_mark),nat(src=10.0.0.1)),ct_clear,"
+     "ct(table=3,zone=NXM_NX_REG0[0..15])"),
+    ("actions=set_tunnel:5,set_tunnel64:0x50,controller:80,controller(id=3)",
+     "actions=set_tunnel:0x5,set_tunnel64:0x50,CONTROLLER:80,controller(id=3)"),
+    ("icmp6,icmpv6_type=135,nd_target=fe80::1,actions=drop",
+     "icmp6,icmpv6_type=135,nd_target=fe80::1,actions=drop"),
+    ("tcp,tcp_flags=+syn-ack,actions=drop", "tcp,tcp_flags=0x2/0x12,actions=drop"),
+    ("ipv6,ipv6_label=0x12345,actions=dec_ttl(1,2)", "ipv6,ipv6_label=0x12345,actions=dec_ttl(1,2)"),
+    ("arp,arp_sha=00:00:00:00:00:01,arp_tha=00:00:00:00:00:02/ff:ff:ff:ff:ff:00,arp_tpa=10.0.0.0/8,"
+     "actions=drop", "arp,arp_tpa=10.0.0.0/8,arp_sha=00:00:00:00:00:01,"
+     "arp_tha=00:00:00:00:00:00/ff:ff:ff:ff:ff:00,actions=drop"),
+    ("tun_id=0x5/0xff,tun_src=1.1.1.1,tun_dst=2.2.2.0/24,actions=drop",
+     "tun_id=0x5/0xff,tun_src=1.1.1.1,tun_dst=2.2.2.0/24,actions=drop"),
+    ("ip,ip_frag=first,nw_ttl=3,nw_ecn=1,nw_tos=4,actions=drop",
+     "ip,nw_tos=4,nw_ecn=1,nw_ttl=3,nw_frag=first,actions=drop"),
+    ("icmp,icmp_type=8,icmp_code=0,dl_vlan_pcp=3,actions=drop",
+     "icmp,dl_vlan_pcp=3,icmp_type=8,icmp_code=0,actions=drop"),
+    ("send_flow_rem,check_overlap,importance=7,idle_timeout=5,hard_timeout=9,actions=drop",
+     "idle_timeout=5,hard_timeout=9,importance=7,send_flow_rem,check_overlap,actions=drop"),
+])
+def test_full_syntax(text, out):
+    fm = parse_flow(text)
+    assert format_flow(fm) == out
+    assert parse_flow(out) == fm
+
+
+def test_instructions_go_to_flowmod_fields():
+    fm = parse_flow("actions=meter:3,output:1,clear_actions,write_actions(output:2),"
+                    "write_metadata:0x5/0xff,goto_table:4")
+    assert fm.meter == 3 and fm.clear_actions
+    assert fm.write_actions == (A.Output(2),) and fm.write_metadata == (5, 0xFF)
+    assert fm.actions == (A.Output(1), A.GotoTable(4))
+
+
+def test_out_group_and_cookie_mask_in_dump_and_delete():
+    fm = parse_flow("out_group=5,cookie=0x10/-1", "dump")
+    assert fm.out_group == 5 and fm.cookie_mask == 2**64 - 1
+    assert format_flow(parse_flow("out_group=7", "delete")) == "out_group=7"
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("actions=set_field:80->tp_dst", "lacks correct prerequisites"),
+    ("actions=load:1->NXM_OF_IP_SRC[]", "OFPBAC_MATCH_INCONSISTENT"),
+    ("actions=output:1,conjunction(1,1/2)", '"conjunction" actions may be used'),
+    ("actions=conjunction(1,3/2)", "clause 3 is out of range 1..2"),
+    ("actions=conjunction(1,1/1)", "out of range 2..64"),
+    ("actions=move:reg0[0..3]->reg1[0..4]", "4 bits wide but destination"),
+    ("actions=set_field:1->dl_type", "not writable"),
+    ("actions=set_field:1->nosuch", "unknown field nosuch"),
+    ("actions=set_field:1", "is not VALUE"),
+    ("actions=load:16->reg0[0..3]", "does not fit in 4 bits"),
+    ("actions=load:1->reg0[5..40]", "out of range for reg0"),
+    ("actions=learn(table=1)", "learn: action not supported yet"),
+    ("actions=clear_actions,output:1", "must come before clear_actions"),
+    ("actions=write_metadata:1,write_metadata:2", "may be specified only once"),
+    ("actions=output:1,meter:2", "meter must be the first instruction"),
+    ("actions=meter:0", "invalid meter id"),
+    ("actions=write_actions(goto_table:3)", "not an action for write_actions"),
+    ("icmp6,nd_target=::1,actions=drop", "nd_target requires icmp6,icmpv6_type=135"),
+    ("ct_state=+foo,actions=drop", 'unknown flag "foo"'),
+    ("ct_state=+trk+trk,actions=drop", "given twice"),
+    ("conj_id=1/1,actions=drop", "does not support masking"),
+    ("actions=controller(reason=bogus)", "unknown controller reason"),
+    ("actions=controller(frob=1)", "unknown controller option"),
+    ("actions=note:1g", "not hex bytes"),
+    ("actions=ct(zone=NXM_NX_REG0[0..7])", "zone field must be 16 bits"),
+    ("actions=ct(alg=sip)", "unknown alg"),
+    ("actions=output:reg0[0..31]", "wider than 16 bits"),
+    ("actions=mod_nw_tos:3", "ECN bits"),
+    ("actions=mod_nw_ecn:4", "does not fit in 2 bits"),
+    ("actions=mod_dl_src:00:00:00:00:00:01/ff:ff:ff:ff:ff:ff", "no mask"),
+])
+def test_new_errors(text, msg):
+    with pytest.raises(FlowParseError, match=msg.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        parse_flow(text)
