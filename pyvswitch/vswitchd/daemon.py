@@ -32,6 +32,7 @@ from pyvswitch.vswitchd import commands, dbstate
 from pyvswitch.ports.base import PORT_TYPES, load_types
 from pyvswitch.ports.vhost.port import set_default_sock_dir
 from pyvswitch.vswitchd.bridge import Bridge
+from pyvswitch.vswitchd.ofservice import OfService   # OpenFlow service (ofservice.py)
 from pyvswitch.vswitchd.reconcile import plan
 from pyvswitch.vswitchd.revalidator import Revalidator
 from pyvswitch.vswitchd.unixctl import UnixctlServer
@@ -75,6 +76,7 @@ class Switch:
         self.snap = None
         self.waiters = []   # (cfg, Deferred) from pvs-vsctl
         self.revalidator = Revalidator(self)
+        self.ofservice = OfService(self)   # OpenFlow service (ofservice.py)
 
     # --- lifecycle ------------------------------------------------------
     def start(self):
@@ -121,13 +123,18 @@ class Switch:
                 if iface.port is not None:
                     iface.port.run(now)
         with self.lock:
+            expired = {br.name: br.ofproto.run(now) for br in self.bridges.values()}
             for br in self.bridges.values():
-                br.ofproto.run(now)
                 if br.ofproto.version != self._versions.get(br.name):
                     self._versions[br.name] = br.ofproto.version
                     self._need_revalidate = True
         if self._need_revalidate:
             self.revalidate()
+        # OpenFlow service (ofservice.py): flow-removed, then connections.
+        for name, rules in expired.items():
+            if rules:
+                self.ofservice.flows_expired(name, rules)
+        self.ofservice.run(now)
         if now >= self._next_stats:
             self._next_stats = now + STATS_INTERVAL
             self.revalidator.sweep(now)
@@ -135,6 +142,7 @@ class Switch:
 
     def close(self):
         log.info("pvs-vswitchd exiting")
+        self.ofservice.close()   # OpenFlow service (ofservice.py)
         for br in list(self.bridges.values()):
             br.close()
         self.dpif.close()
@@ -152,6 +160,7 @@ class Switch:
         for op in ops:   # no lock here: see bridge.py on locking
             self._apply(op)
         self.running = dbstate.running_state(self.bridges, desired.get("other_config", {}))
+        self.ofservice.reconfigure(snap)   # OpenFlow service (ofservice.py)
         if ops:
             self.dpif.flow_flush()
         self.write_status()
