@@ -76,7 +76,10 @@ class OfConn:
         # OpenFlow session state
         self.role, self.generation_id = "equal", None
         self.async_cfg = PRIMARY_ASYNC if kind == "primary" else SERVICE_ASYNC
-        self.config_flags, self.miss_send_len = 0, 128
+        # OVS: controllers get 128 bytes of a missed packet, service
+        # connections (ovs-ofctl) none until they set miss_send_len.
+        self.config_flags = 0
+        self.miss_send_len = 128 if kind == "primary" else 0
         self.flow_format, self.flow_mod_table_id = "openflow10", False
         self.counters = collections.Counter()
         sock.setblocking(False)
