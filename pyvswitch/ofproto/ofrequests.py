@@ -145,16 +145,18 @@ def translate(ofp, packet_key, packet, in_port, actions, now):
     flow = X.to_words(packet_key(packet, dp_in))
     ctx = X._Ctx(ofp, flow, now, False, False, False)
     X.put(ctx.flow, "in_port", in_port)
+    run = getattr(X, "run_actions", None)
     for action in actions:
         if ctx.error:
             break
         if isinstance(action, A.Output) and action.port == F.OFPP_TABLE:
             X._table(ctx, 0)
-            continue
-        handler = X._HANDLERS.get(type(action))
-        if handler is None:
+        elif type(action) not in X._HANDLERS:
             raise wire.OFError("OFPBAC_BAD_TYPE", f"{type(action).__name__} in packet-out")
-        handler(ctx, action)
+        elif run is not None:
+            run(ctx, [action])
+        else:
+            X._HANDLERS[type(action)](ctx, action)
     return ([] if ctx.error else ctx.actions), dp_in
 
 

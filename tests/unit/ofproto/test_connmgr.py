@@ -264,6 +264,7 @@ def test_async_config_and_packet_in(sw):
             pin.cookie, pin.buffer_id) == (1, 60, 20, 1, 3, 5, M.NO_BUFFER)
     svc10 = sw.connect(OF10)
     svc10.send(M.SetAsync((3, 0), (7, 7), (15, 0)))
+    svc10.send(M.SetConfig(0, 128))             # service connections start at 0
     svc10.ask(M.BarrierRequest())
     sw.mgr.packet_in({"packet": b"\x02" * 200, "in_port": 2, "reason": "no_match"})
     [(_, pin)] = svc10.recv()
