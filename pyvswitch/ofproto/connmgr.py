@@ -470,15 +470,18 @@ class ConnMgr:
             self.send_packet_in(**_event_fields(self.packet_ins.popleft()))
 
     def send_packet_in(self, data, in_port, reason=1, table_id=0,
-                       cookie=0xFFFFFFFFFFFFFFFF, max_len=None, match=None):
+                       cookie=0xFFFFFFFFFFFFFFFF, max_len=None, match=None,
+                       total_len=None):
+        """max_len None: the connection's miss_send_len; 0xFFFF: all."""
         sent = 0
         for conn in self.conns:
             if not conn.wants("packet_in", reason):
                 continue
             limit = conn.miss_send_len if max_len is None else max_len
             body = data if limit == 0xFFFF else data[:limit]
-            conn.send(M.PacketIn(M.NO_BUFFER, len(data), reason, in_port, bytes(body),
-                                 table_id, cookie, match or Match()))
+            conn.send(M.PacketIn(M.NO_BUFFER, len(data) if total_len is None else total_len,
+                                 reason, in_port, bytes(body), table_id, cookie,
+                                 match or Match()))
             sent += 1
         self.counters["packet_in"] += 1
         if not sent:
@@ -523,9 +526,14 @@ class ConnMgr:
 
 
 def _event_fields(event):
-    """A packet-in event from ofproto (object or dict) -> send_packet_in kwargs.
-    Known fields: packet|data, in_port (ofport), reason (word or number),
-    table_id, cookie, max_len, match."""
+    """A packet-in event from ofproto -> send_packet_in kwargs. Ofproto gives
+    a messages.PacketIn whose data is already cut to the action's max_len;
+    a dict (tests) may carry packet|data, in_port (ofport), reason (word or
+    number), table_id, cookie, max_len, match."""
+    if isinstance(event, M.PacketIn):
+        return {"data": event.data, "in_port": event.in_port, "reason": event.reason,
+                "table_id": event.table_id, "cookie": event.cookie, "max_len": 0xFFFF,
+                "match": event.match, "total_len": event.total_len}
     get = event.get if isinstance(event, dict) else (lambda k, d=None: getattr(event, k, d))
     data = get("packet")
     if data is None:

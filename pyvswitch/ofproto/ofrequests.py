@@ -175,10 +175,13 @@ def _ofproto_mod(mgr, method, msg, default_error):
         raise wire.OFError("OFPBRC_BAD_TYPE", f"{method} is not supported yet")
     with view.lock:
         try:
-            fn(msg, view.now())
+            removed = fn(msg, view.now()) or []
         except OfprotoError as e:
             raise wire.OFError(e.code or default_error, str(e)) from None
     mgr.mark_dirty()
+    for reason in ("delete", "group_delete"):   # flows that used a deleted group/meter
+        mgr.flows_removed([r for r in removed if r.removed_reason == reason
+                           and "send_flow_rem" in r.flags], reason)
 
 
 def _port_mod(mgr, conn, xid, msg):
@@ -282,12 +285,15 @@ def _table_features(mgr, conn, xid, req):
     send_split(conn, xid, tables, lambda chunk, more: M.TableFeaturesReply(chunk, more))
 
 
-def _ofproto_dump(attr, make):
+def _ofproto_dump(attr, make, timed=False):
     def handler(mgr, conn, xid, req):
         view = mgr.view
         fn = getattr(view.ofproto, attr, None)
         with view.lock:
-            items = list(fn(req)) if fn is not None else []
+            if fn is None:
+                items = []
+            else:
+                items = list(fn(req, view.now()) if timed else fn(req))
         send_split(conn, xid, items, make)
     return handler
 
@@ -350,10 +356,12 @@ _HANDLERS = {
     M.PortDescRequest: _port_desc,
     M.TableFeaturesRequest: _table_features,
     M.GroupDescRequest: _ofproto_dump("group_descs", lambda c, more: M.GroupDescReply(c, more)),
-    M.GroupStatsRequest: _ofproto_dump("group_stats", lambda c, more: M.GroupStatsReply(c, more)),
+    M.GroupStatsRequest: _ofproto_dump("group_stats", lambda c, more: M.GroupStatsReply(c, more),
+                                       timed=True),
     M.GroupFeaturesRequest: _group_features,
     M.MeterConfigRequest: _ofproto_dump("meter_configs",
                                         lambda c, more: M.MeterConfigReply(c, more)),
-    M.MeterStatsRequest: _ofproto_dump("meter_stats", lambda c, more: M.MeterStatsReply(c, more)),
+    M.MeterStatsRequest: _ofproto_dump("meter_stats", lambda c, more: M.MeterStatsReply(c, more),
+                                       timed=True),
     M.MeterFeaturesRequest: _meter_features,
 }
