@@ -176,6 +176,10 @@ class OfConn:
             e.data, e.xid = raw, xid
             self.counters["refused"] += 1
             self._send_error(e)
+        except wire.EncodeError as e:   # the answer has no form in this version
+            log.warn("%s: cannot answer %s in OpenFlow %s: %s", self.name,
+                     type(msg).__name__, {1: "1.0", 4: "1.3"}[self.version], e)
+            self._send_error(wire.OFError("OFPBRC_EPERM", str(e), raw, self.version, xid))
         except Exception as e:   # a bug here must not take the daemon down
             log.err("%s: handling %s failed: %s", self.name, type(msg).__name__,
                     traceback.format_exc())

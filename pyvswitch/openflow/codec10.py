@@ -676,4 +676,5 @@ _ENCODERS = {
     M.PortDescReply: lambda m: _e_stats(ST_PORT_DESC, m.flags, b"".join(
         _pack_port(p) for p in m.ports), False),
     M.GroupDescRequest: _e_group_desc_req,
+    M.GroupDescReply: lambda m: _e_nx_stats(m, False),
 }

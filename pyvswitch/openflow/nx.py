@@ -9,7 +9,7 @@ header, the vendor id and the subtype, and passes an `actions` pair
 Messages: NXT_ROLE_REQUEST/REPLY, NXT_SET_FLOW_FORMAT, NXT_FLOW_MOD,
 NXT_FLOW_REMOVED, NXT_FLOW_MOD_TABLE_ID, NXT_SET_PACKET_IN_FORMAT,
 NXT_SET_ASYNC_CONFIG, NXT_GROUP_MOD (OpenFlow 1.5 bucket layout).
-Statistics: NXST_FLOW, NXST_AGGREGATE, NXST_GROUP_DESC request.
+Statistics: NXST_FLOW, NXST_AGGREGATE, NXST_GROUP_DESC (request and reply).
 Actions: NXAST_RESUBMIT, NXAST_RESUBMIT_TABLE (also goto_table's 1.0 form),
 NXAST_CONTROLLER.
 
@@ -424,7 +424,38 @@ def decode_stats_reply(subtype, body, flags, acts):
     if subtype == NXST_AGGREGATE:
         exact(body, _AGG_REPLY.size, "NXST_AGGREGATE reply")
         return M.AggregateStatsReply(*_AGG_REPLY.unpack(body), flags, nxm=True)
+    if subtype == NXST_GROUP_DESC:
+        return M.GroupDescReply(_decode_group_descs15(body, acts), flags)
     raise OFError("OFPBRC_BAD_EXP_TYPE", f"NX stats subtype {subtype}")
+
+
+_GROUP_DESC15 = struct.Struct("!HBxIH6x")
+
+
+def _decode_group_descs15(body, acts):
+    """OpenFlow 1.5 ofp_group_desc entries (NXST_GROUP_DESC reply)."""
+    groups, off = [], 0
+    while off < len(body):
+        need(body[off:], _GROUP_DESC15.size, "NXST_GROUP_DESC entry")
+        length, gtype, group_id, blen = _GROUP_DESC15.unpack_from(body, off)
+        end = off + _GROUP_DESC15.size + blen
+        if gtype not in _GROUP_TYPES or length < _GROUP_DESC15.size + blen \
+                or off + length > len(body):
+            raise OFError("OFPBRC_BAD_LEN", f"group desc length {length}")
+        buckets = decode_buckets15(body[off + _GROUP_DESC15.size:end], acts)
+        groups.append(M.GroupDesc(_GROUP_TYPES[gtype], group_id, buckets))
+        off += length
+    return tuple(groups)
+
+
+def _encode_group_descs15(groups, acts):
+    out = []
+    for g in groups:
+        buckets = encode_buckets15(g.group_type, g.buckets, acts)
+        out.append(_GROUP_DESC15.pack(_GROUP_DESC15.size + len(buckets),
+                                      _GROUP_TYPE_IDS[g.group_type], g.group_id,
+                                      len(buckets)) + buckets)
+    return b"".join(out)
 
 
 def encode_stats_reply(msg, acts):
@@ -442,6 +473,8 @@ def encode_stats_reply(msg, acts):
     if isinstance(msg, M.AggregateStatsReply) and msg.nxm:
         return NXST_AGGREGATE, _AGG_REPLY.pack(msg.packet_count, msg.byte_count,
                                                msg.flow_count)
+    if isinstance(msg, M.GroupDescReply):
+        return NXST_GROUP_DESC, _encode_group_descs15(msg.groups, acts)
     if isinstance(msg, (M.FlowStatsReply, M.AggregateStatsReply)):
         return None
     raise EncodeError(f"{type(msg).__name__} has no NX form")

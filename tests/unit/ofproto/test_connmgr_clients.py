@@ -128,3 +128,25 @@ def test_ovs_ofctl(srv, proto):
     err = srv.ovs("-O", proto, "add-flow", t, bad, rc=1)
     assert "OFPT_ERROR" in err and "OFPBAC_BAD" in err
     assert srv.ovs("-O", proto, "dump-flows", t).count("actions=") == 1
+
+
+@pytest.mark.skipif(OVS_OFCTL is None, reason="ovs-ofctl not installed")
+def test_ovs_ofctl_groups_and_meters(srv):
+    if not hasattr(srv.view.ofproto, "group_mod"):
+        pytest.skip("ofproto has no groups yet")
+    t = "unix:" + srv.path
+    srv.ovs("-O", "OpenFlow13", "add-group", t,
+            "group_id=1,type=select,bucket=weight:10,output:1,bucket=weight:20,output:2")
+    out = srv.ovs("-O", "OpenFlow13", "dump-groups", t)
+    assert "group_id=1,type=select,bucket=weight:10,actions=output:1" in out
+    out = srv.ovs("-O", "OpenFlow10", "dump-groups", t)          # NXST_GROUP_DESC
+    assert "group_id=1,type=select" in out and "weight:20,actions=output:2" in out
+    srv.ovs("-O", "OpenFlow13", "add-meter", t, "meter=1,kbps,burst,band=type=drop,rate=1000,"
+            "burst_size=100")
+    out = srv.ovs("-O", "OpenFlow13", "dump-meters", t)
+    assert "meter=1 kbps burst" in out and "rate=1000" in out
+    srv.ovs("-O", "OpenFlow13", "add-flow", t, "table=3,actions=group:1")
+    assert "actions=group:1" in srv.ovs("-O", "OpenFlow13", "dump-flows", t)
+    srv.ovs("-O", "OpenFlow13", "del-groups", t)
+    assert "group:1" not in srv.ovs("-O", "OpenFlow13", "dump-flows", t)
+    assert "group_id" not in srv.ovs("-O", "OpenFlow13", "dump-groups", t)
