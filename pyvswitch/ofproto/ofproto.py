@@ -19,9 +19,13 @@ from dataclasses import dataclass, field
 
 from pyvswitch.openflow import actions as A
 from pyvswitch.openflow import fields as F
+from pyvswitch.openflow import messages as M
 from pyvswitch.openflow.text import FlowMod, format_flow_stats, parse_flow
 from pyvswitch.ofproto.classifier import Classifier
+from pyvswitch.ofproto.groupmeter import GroupMeterMixin
+from pyvswitch.ofproto.groups import GroupTable, MeterTable
 from pyvswitch.ofproto.normal import VLAN_MODES, Fdb
+from pyvswitch.ofproto.packetin import PacketInMixin
 
 N_TABLES = 255
 _UNSET = object()
@@ -50,13 +54,27 @@ class Rule:
     n_bytes: int = 0
     used: float = 0.0
     modified: float = 0.0
-    removed_reason: str | None = None   # "idle", "hard", "delete"
+    removed_reason: str | None = None   # "idle", "hard", "delete", "group_delete"
     key: tuple = ()
     mask: tuple = ()
+    write_actions: tuple | None = None   # OpenFlow 1.1+ instructions
+    clear_actions: bool = False
+    write_metadata: tuple | None = None
+    meter: int | None = None
 
     def __post_init__(self):
         self.key, self.mask = self.match.key_mask()
         self.used = self.modified = self.created
+
+    @property
+    def is_conj(self):
+        """A conjunction clause: only conjunction (and note) actions."""
+        return bool(self.actions) and all(
+            isinstance(a, (A.Conjunction, A.Note)) for a in self.actions) and any(
+            isinstance(a, A.Conjunction) for a in self.actions)
+
+    def all_actions(self):
+        return tuple(self.actions) + tuple(self.write_actions or ())
 
 
 @dataclass(eq=False)
@@ -67,13 +85,18 @@ class Port:
     tag: int | None = None
     trunks: frozenset = field(default_factory=frozenset)
     vlan_mode: str | None = None
+    live: bool = True       # link up (fast-failover groups watch it)
 
 
-class Ofproto:
+class Ofproto(PacketInMixin, GroupMeterMixin):
     def __init__(self, name="br0", now=0.0, mac_aging_time=300,
                  mac_table_size=8192):
         self.name = name
         self.tables = {}                 # table_id -> Classifier
+        self.conj = {}                   # table_id -> [conjunction clause rules]
+        self.groups = GroupTable()
+        self.meters = MeterTable()
+        PacketInMixin.__init__(self)
         self.ports = {}                  # ofport -> Port
         self._by_name, self._by_dp = {}, {}
         self.fdb = Fdb(mac_aging_time, mac_table_size)
@@ -155,6 +178,17 @@ class Ofproto:
         p = self.ports.get(ofport)
         return p.name if p else None
 
+    def port_live(self, ofport):
+        p = self.ports.get(ofport)
+        return p is not None and p.live
+
+    def set_port_live(self, name, live):
+        """Link state (fast-failover groups): the daemon calls it on changes."""
+        port = self.port(name)
+        if port.live != bool(live):
+            port.live = bool(live)
+            self.bump()
+
     # --- flow mods --------------------------------------------------------------
     def _parse(self, flow, command):
         if isinstance(flow, FlowMod):
@@ -164,28 +198,74 @@ class Ofproto:
     def add_flow(self, flow, now=0.0):
         fm = self._parse(flow, "add")
         table = 0 if fm.table is None else fm.table
-        self._validate(table, fm.actions)
-        cls = self._table(table)
+        self._validate(table, fm.actions, fm)
         key, mask = fm.match.key_mask()
-        old = cls.find_exact(key, mask, fm.priority)
+        old = self._find_exact(table, key, mask, fm.priority)
+        if "check_overlap" in fm.flags and self._overlaps(table, key, mask, fm.priority, old):
+            raise OfprotoError("an overlapping flow exists", "OFPFMFC_OVERLAP")
         if old is not None:
-            cls.remove(old)
+            self._unlink(old)
             old.removed_reason = "delete"
         self._seq += 1
         rule = Rule(table, fm.match, fm.priority, tuple(fm.actions),
                     fm.cookie or 0, fm.idle_timeout, fm.hard_timeout, now,
-                    self._seq, fm.importance, fm.flags)
-        cls.insert(rule)
+                    self._seq, fm.importance, fm.flags,
+                    write_actions=fm.write_actions, clear_actions=fm.clear_actions,
+                    write_metadata=fm.write_metadata, meter=fm.meter)
+        if rule.is_conj:
+            self.conj.setdefault(table, []).append(rule)
+            self.conj[table].sort(key=lambda r: (-r.priority, r.seq))
+        else:
+            self._table(table).insert(rule)
         self.bump()
         return rule
+
+    def _find_exact(self, table, key, mask, priority):
+        cls = self.tables.get(table)
+        old = cls.find_exact(key, mask, priority) if cls is not None else None
+        if old is None:
+            old = next((r for r in self.conj.get(table, ()) if r.key == key and
+                        r.mask == mask and r.priority == priority), None)
+        return old
+
+    def _overlaps(self, table, key, mask, priority, same):
+        for r in self.rules(table):
+            if r is same or r.priority != priority:
+                continue
+            if all((k1 ^ k2) & m1 & m2 == 0 for k1, m1, k2, m2 in
+                   zip(key, mask, r.key, r.mask)):
+                return True
+        return False
+
+    def _unlink(self, rule):
+        if rule in self.conj.get(rule.table_id, ()):
+            self.conj[rule.table_id].remove(rule)
+        else:
+            self.tables[rule.table_id].remove(rule)
+
+    def conj_clauses(self, table_id):
+        """The conjunction clause rules of a table, highest priority first."""
+        return self.conj.get(table_id, ())
 
     def mod_flows(self, flow, now=0.0, strict=False):
         fm = self._parse(flow, "modify_strict" if strict else "modify")
         rules = self._select(fm, strict or fm.command == "modify_strict")
         for rule in rules:
-            self._validate(rule.table_id, fm.actions)
+            self._validate(rule.table_id, fm.actions, fm)
         for rule in rules:
+            was_conj = rule.is_conj
             rule.actions = tuple(fm.actions)
+            rule.write_actions, rule.clear_actions = fm.write_actions, fm.clear_actions
+            rule.write_metadata, rule.meter = fm.write_metadata, fm.meter
+            if rule.is_conj != was_conj:      # moves between clause list and table
+                rule.actions = () if was_conj else (A.Conjunction(0, 1, 2),)
+                self._unlink(rule)
+                rule.actions = tuple(fm.actions)
+                if rule.is_conj:
+                    self.conj.setdefault(rule.table_id, []).append(rule)
+                    self.conj[rule.table_id].sort(key=lambda r: (-r.priority, r.seq))
+                else:
+                    self._table(rule.table_id).insert(rule)
             if fm.cookie is not None and not fm.cookie_mask:
                 rule.cookie = fm.cookie
             rule.modified = now
@@ -211,7 +291,7 @@ class Ofproto:
         raise OfprotoError(f"{fm.command}: not a flow mod command")
 
     def _remove(self, rule, reason):
-        self.tables[rule.table_id].remove(rule)
+        self._unlink(rule)
         rule.removed_reason = reason
         self.bump()
 
@@ -221,14 +301,24 @@ class Ofproto:
             cls = self.tables[table_id] = Classifier(F.FLOW_WORDS)
         return cls
 
-    def _validate(self, table, actions):
+    def _validate(self, table, actions, fm=None):
         if not 0 <= table < N_TABLES:
             raise OfprotoError(f"table {table} out of range 0..254",
                                "OFPFMFC_BAD_TABLE_ID")
-        for a in actions:
+        extra = tuple(fm.write_actions or ()) if fm is not None else ()
+        for a in tuple(actions) + extra:
             if isinstance(a, A.GotoTable) and not table < a.table < N_TABLES:
                 raise OfprotoError(f"goto_table:{a.table} must go to a later "
                                    f"table than {table}", "OFPBIC_BAD_TABLE_ID")
+            if isinstance(a, A.Group) and a.group_id not in self.groups:
+                raise OfprotoError(f"group {a.group_id} does not exist",
+                                   "OFPBAC_BAD_OUT_GROUP")
+            if isinstance(a, A.Meter) and a.meter_id not in self.meters:
+                raise OfprotoError(f"meter {a.meter_id} does not exist",
+                                   "OFPMMFC_UNKNOWN_METER")
+        meter = fm.meter if fm is not None else None
+        if meter is not None and meter not in self.meters:
+            raise OfprotoError(f"meter {meter} does not exist", "OFPMMFC_UNKNOWN_METER")
 
     def _select(self, fm, strict):
         """Rules a modify/delete/dump request selects."""
@@ -242,18 +332,21 @@ class Ofproto:
                 continue
             if fm.cookie_mask and (rule.cookie & fm.cookie_mask) != fm.cookie:
                 continue
-            if fm.out_port is not None and not A.outputs_to(rule.actions, fm.out_port):
+            if fm.out_port is not None and not A.outputs_to(rule.all_actions(),
+                                                            fm.out_port):
+                continue
+            if fm.out_group is not None and fm.out_group != M.OFPG_ANY and \
+                    not A.uses_group(rule.all_actions(), fm.out_group):
                 continue
             out.append(rule)
         return out
 
     def rules(self, table=None):
         """Rules in dump order: table, then priority (highest first), then age."""
-        ids = sorted(self.tables) if table is None else [table]
+        ids = sorted(set(self.tables) | set(self.conj)) if table is None else [table]
         for tid in ids:
-            cls = self.tables.get(tid)
-            if cls is not None:
-                yield from sorted(cls, key=lambda r: (-r.priority, r.seq))
+            rules = list(self.tables.get(tid, ())) + list(self.conj.get(tid, ()))
+            yield from sorted(rules, key=lambda r: (-r.priority, r.seq))
 
     def lookup(self, table_id, flow, wc=None):
         cls = self.tables.get(table_id)
@@ -282,18 +375,25 @@ class Ofproto:
             self.bump()
         return expired
 
-    def dump_flows(self, flow="", now=0.0, names=False):
-        """`ovs-ofctl dump-flows` text (one line per rule, newline-terminated)."""
+    def dump_flows(self, flow="", now=0.0, names=False, stats=True, sort=None):
+        """`ovs-ofctl dump-flows` text (one line per rule, newline-terminated).
+        stats=False is --no-stats; sort is None, or (field, reverse) for
+        --sort[=field] / --rsort[=field] (field None: priority)."""
         fm = self._parse(flow, "dump")
         namer = self.port_name if names else None
+        rules = self._select(fm, False)
+        if sort is not None:
+            rules = sort_rules(rules, *sort)
         lines = [format_flow_stats(
             match=r.match, priority=r.priority, actions=r.actions,
             table=r.table_id, cookie=r.cookie, duration=now - r.created,
             n_packets=r.n_packets, n_bytes=r.n_bytes,
             idle_timeout=r.idle_timeout, hard_timeout=r.hard_timeout,
             idle_age=now - r.used, hard_age=now - r.modified,
-            importance=r.importance, flags=r.flags, namer=namer)
-            for r in self._select(fm, False)]
+            importance=r.importance, flags=r.flags, namer=namer, meter=r.meter,
+            clear_actions=r.clear_actions, write_actions=r.write_actions,
+            write_metadata=r.write_metadata, stats=stats)
+            for r in rules]
         return "".join(line + "\n" for line in lines)
 
     # --- fdb ------------------------------------------------------------------------
@@ -308,6 +408,21 @@ class Ofproto:
     def set_mac_config(self, aging_time=None, table_size=None):
         self.fdb.set_config(aging_time, table_size)
         self.bump()
+
+
+def sort_rules(rules, field=None, reverse=False):
+    """ovs-ofctl --sort/--rsort: by a field's value (rules without it last
+    for --sort, first for --rsort), or by priority when field is None."""
+    if field is None:
+        return sorted(rules, key=lambda r: r.priority, reverse=reverse)
+    fld = F.lookup(field)
+    if fld is None:
+        raise OfprotoError(f"{field}: unknown field for --sort")
+
+    def key(r):
+        vm = r.match.get(fld.name)
+        return (vm is None, vm or (0, 0))
+    return sorted(rules, key=key, reverse=reverse)
 
 
 def _covers(key, mask, rule):

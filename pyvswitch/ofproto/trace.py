@@ -20,6 +20,8 @@ does). Like xlate, NORMAL learns unless learn=False. Pure formatting over
 xlate; same threading rules as xlate.
 """
 
+import ipaddress
+
 from pyvswitch.datapath import layout
 from pyvswitch.openflow import fields as F
 from pyvswitch.openflow.match import Match, format_match
@@ -98,6 +100,30 @@ def format_megaflow(words, mask):
     return ",".join(parts)
 
 
+# 'set' fields: datapath name -> (dpctl header, key, text kind, bits); the
+# same text as datapath/actions.py's format_actions (ofproto may not import it).
+_SET = {"eth_src": ("eth", "src", "mac", 48), "eth_dst": ("eth", "dst", "mac", 48),
+        "ipv4_src": ("ipv4", "src", "ip4", 32), "ipv4_dst": ("ipv4", "dst", "ip4", 32),
+        "ipv4_tos": ("ipv4", "tos", "hex", 8), "ipv4_ttl": ("ipv4", "ttl", "int", 8),
+        "ipv6_src": ("ipv6", "src", "ip6", 128), "ipv6_dst": ("ipv6", "dst", "ip6", 128),
+        "ipv6_tclass": ("ipv6", "tclass", "hex", 8),
+        "ipv6_label": ("ipv6", "label", "hex", 20),
+        "ipv6_hlimit": ("ipv6", "hlimit", "int", 8)}
+for _p in ("tcp", "udp", "sctp"):
+    for _d in ("src", "dst"):
+        _SET[f"{_p}_{_d}"] = (_p, _d, "int", 16)
+
+
+def _set_text(kind, v):
+    if kind == "mac":
+        return F.format_mac(v)
+    if kind == "ip4":
+        return str(ipaddress.IPv4Address(v))
+    if kind == "ip6":
+        return str(ipaddress.IPv6Address(v))
+    return f"{v:#x}" if kind == "hex" else str(v)
+
+
 def format_dp_actions(actions):
     if not actions:
         return "drop"
@@ -105,8 +131,18 @@ def format_dp_actions(actions):
     for a in actions:
         if a[0] == "output":
             out.append(str(a[1]))
-        elif a[0] == "pop_vlan":
-            out.append("pop_vlan")
+        elif a[0] in ("pop_vlan", "drop"):
+            out.append(a[0])
+        elif a[0] == "set":
+            hdr, key, kind, bits = _SET[a[1]]
+            text = _set_text(kind, a[2])
+            if a[3] != (1 << bits) - 1:
+                text += "/" + _set_text(kind, a[3])
+            out.append(f"set({hdr}({key}={text}))")
+        elif a[0] == "userspace":
+            out.append(f"userspace(pid=0,userdata({a[1]:016x}))")
+        elif a[0] == "set_vlan":
+            out.append(f"set(vlan(vid={a[1] & 0xFFF},pcp={a[1] >> 13}))")
         else:
             out.append(f"{a[0]}(vid={a[1] & 0xFFF},pcp={a[1] >> 13})")
     return ",".join(out)
@@ -123,10 +159,10 @@ def trace(ofp, key, now, learn=True):
         put(shown, "vlan_tci", 0)
     res = xlate(ofp, key, now, learn=learn, trace=True)
     final = "unchanged"
-    if res.final_tci != get(shown, "vlan_tci"):
-        put(shown, "vlan_tci", res.final_tci)
-        final = format_flow_words(shown)
-        put(shown, "vlan_tci", get(to_words(key), "vlan_tci"))
+    after = list(res.final_flow[:layout.KEY_WORDS]) + list(shown[layout.KEY_WORDS:])
+    put(after, "in_port", get(shown, "in_port"))
+    if after[:layout.KEY_WORDS] != list(shown[:layout.KEY_WORDS]):
+        final = format_flow_words(after)
     lines = [f"Flow: {format_flow_words(_with_tci(shown, key))}", "",
              f'bridge("{ofp.name}")', "-------------", *res.trace, "",
              f"Final flow: {final}",

@@ -1,13 +1,21 @@
 """xlate: a packet's flow key -> datapath actions + megaflow mask.
 
-What: runs one flow through the bridge's OpenFlow tables starting at table 0,
-executing actions (output, NORMAL, FLOOD, ALL, LOCAL, IN_PORT, drop,
-mod_vlan_vid/pcp, strip_vlan/pop_vlan, push_vlan, resubmit, goto_table) and
-returns XlateResult(actions, mask, rules_hit, learned, ...).
+What: runs one flow through the bridge's OpenFlow tables starting at table 0
+and returns XlateResult(actions, mask, rules_hit, learned, ...). This module
+holds the pipeline (tables with conjunctive matches, resubmit/goto_table,
+instructions, the action set at the end), outputs and NORMAL;
+xlate_actions.py the other OpenFlow actions (fields, registers, VLAN,
+dec_ttl, controller, groups, meters); xlate_commit.py turns header changes
+into datapath set actions just before anything leaves.
+
+Pipeline state (registers, metadata, conj_id) lives in flow words past the
+datapath key: it starts at zero for every packet and never reaches a
+megaflow mask (what it was computed from is un-wildcarded instead).
 
 Datapath actions: ('output', dp_port), ('push_vlan', tci), ('pop_vlan',),
-('set_vlan', tci) (only with set_vlan=True; otherwise pop then push); tci is
-vid | pcp << 13 without the 0x1000 bit; [] means drop. VLAN changes are
+('set_vlan', tci) (only with set_vlan=True; otherwise pop then push), ('set',
+field, value, mask), ('userspace', arg) (controller: ofproto.py keeps what arg
+means); tci is vid | pcp << 13 without the 0x1000 bit; [] means drop. VLAN changes are
 committed lazily just before each output, so the datapath only sees the
 difference between what the packet has and what the output needs (no push
 followed by pop).
@@ -34,6 +42,7 @@ from pyvswitch.datapath import layout
 from pyvswitch.openflow import actions as A
 from pyvswitch.openflow import fields as F
 from pyvswitch.ofproto import normal as N
+from pyvswitch.ofproto.xlate_commit import commit_fields
 
 MAX_DEPTH = 64
 MAX_RESUBMITS = 4096
@@ -50,6 +59,7 @@ class XlateResult:
     controller: int = 0        # outputs to the controller (not sent anywhere yet)
     trace: list | None = None  # ofproto/trace lines when asked for
     final_tci: int = 0
+    final_flow: list | None = None   # the flow words after the pipeline
 
 
 class _Ctx:
@@ -61,10 +71,14 @@ class _Ctx:
         self.trace = [] if trace else None
         self.depth = self.resubmits = self.controller = 0
         self.table_id = 0
+        self.rule = None           # the rule whose actions run (controller cookie)
         self.error = None
+        self.action_set = {}       # write_actions: slot -> action
+        self.groups_seen = ()      # group chain, for loop protection
         tci = get(flow, "vlan_tci")
         self.in_tci = self.dp_tci = tci if tci & CFI else 0   # no tag, no PCP
         put(flow, "vlan_tci", self.in_tci)
+        self.base = list(flow)     # the packet's headers as the datapath has them
 
     def note(self, text, extra=0):
         if self.trace is not None:
@@ -104,11 +118,13 @@ def xlate(ofp, key, now, learn=True, set_vlan=False, trace=False):
     else:
         put(flow, "in_port", port.ofport)
         _table(ctx, 0)
+        if ctx.action_set and not ctx.error:
+            XA.run_action_set(ctx)
     if ctx.error:
         ctx.actions = []
     return XlateResult(ctx.actions, _dp_mask(ctx.wc), ctx.rules_hit,
                        ctx.learned, ctx.error, ctx.controller, ctx.trace,
-                       get(flow, "vlan_tci"))
+                       get(flow, "vlan_tci"), list(flow))
 
 
 def _dp_mask(wc):
@@ -121,19 +137,67 @@ def _dp_mask(wc):
 
 # --- tables ---------------------------------------------------------------------
 def _table(ctx, table_id):
-    rule = ctx.ofp.lookup(table_id, ctx.flow, ctx.wc)
+    rule = lookup(ctx, table_id)
     if ctx.trace is not None:
         _trace_rule(ctx, table_id, rule)
     if rule is None:
         return                      # table miss: drop
     ctx.rules_hit.append(rule)
-    saved, ctx.table_id = ctx.table_id, table_id
-    for action in rule.actions:
+    saved = ctx.table_id, ctx.rule
+    ctx.table_id, ctx.rule = table_id, rule
+    acts = rule.actions
+    goto = acts[-1] if acts and isinstance(acts[-1], A.GotoTable) else None
+    run_actions(ctx, acts[:-1] if goto else acts)
+    if not ctx.error:
+        XA.instructions(ctx, rule)
+    if goto is not None and not ctx.error:
+        ctx.note(goto.to_text())
+        _resubmit(ctx, F.OFPP_IN_PORT, goto.table)
+    ctx.table_id, ctx.rule = saved
+
+
+def run_actions(ctx, actions):
+    """Run an action list; a handler returning True ends the list (dec_ttl
+    on an expired TTL)."""
+    for action in actions:
         if ctx.error:
-            break
+            return
         ctx.note(action.to_text(ctx.ofp.port_name))
-        _HANDLERS[type(action)](ctx, action)
-    ctx.table_id = saved
+        if _HANDLERS[type(action)](ctx, action):
+            return
+
+
+def lookup(ctx, table_id):
+    """The rule for ctx.flow in table_id, conjunctive matches included: when
+    every clause of a conjunction(id, k/n) set matches at a priority above
+    the best ordinary rule, the rule matching conj_id=id decides (OVS's
+    semantics); every clause rule probed is un-wildcarded."""
+    ofp = ctx.ofp
+    rule = ofp.lookup(table_id, ctx.flow, ctx.wc)
+    clauses = ofp.conj_clauses(table_id)
+    if not clauses:
+        return rule
+    floor = rule.priority if rule is not None else -1
+    seen = {}
+    for c in clauses:
+        if c.priority <= floor:
+            continue
+        for i, m in enumerate(c.mask):
+            ctx.wc[i] |= m
+        if all(f & m == k for f, k, m in zip(ctx.flow, c.key, c.mask)):
+            for a in c.actions:
+                if isinstance(a, A.Conjunction):
+                    seen.setdefault((c.priority, a.conj_id, a.n_clauses), set()).add(a.clause)
+    done = sorted((p, cid) for (p, cid, n), ks in seen.items() if len(ks) == n)
+    while done:
+        prio, cid = done.pop()
+        put(ctx.flow, "conj_id", cid)
+        found = ofp.lookup(table_id, ctx.flow, ctx.wc)
+        put(ctx.flow, "conj_id", 0)
+        if found is not None and "conj_id" in found.match and found.priority >= floor:
+            ctx.note(f"conjunction({cid}) matched at priority {prio}", -4)
+            return found
+    return rule
 
 
 def _trace_rule(ctx, table_id, rule):
@@ -191,8 +255,16 @@ def _emit(ctx, ofport, tci):
     if port is None:
         ctx.note(f"-> output to nonexistent port {ofport}", 1)
         return
+    commit_fields(ctx)
     _commit_vlan(ctx, tci)
     ctx.actions.append(("output", port.dp_port))
+
+
+def commit(ctx):
+    """Make the datapath packet equal to ctx.flow (before a copy leaves for
+    the controller, say)."""
+    commit_fields(ctx)
+    _commit_vlan(ctx, get(ctx.flow, "vlan_tci"))
 
 
 def _output(ctx, act):
@@ -210,7 +282,7 @@ def _output(ctx, act):
     elif port == F.OFPP_LOCAL:
         _emit(ctx, F.OFPP_LOCAL, tci)
     elif port == F.OFPP_CONTROLLER:
-        ctx.controller += 1
+        XA.controller(ctx, A.Controller())
     elif port >= F.OFPP_MAX:
         ctx.note("-> unsupported output port, ignoring", 1)
     elif port == in_port:
@@ -237,44 +309,6 @@ def _normal(ctx, in_port, tci):
         _emit(ctx, ofport, out_tci)
 
 
-# --- OpenFlow actions -------------------------------------------------------------
-def _set_tci(ctx, tci):
-    ctx.examine("vlan_tci")
-    put(ctx.flow, "vlan_tci", tci)
+_HANDLERS = {A.Output: _output}   # xlate_actions.py registers the others
 
-
-def _set_vlan_vid(ctx, act):
-    tci = get(ctx.flow, "vlan_tci")
-    if tci & CFI or act.push_if_needed:
-        _set_tci(ctx, CFI | (tci & 0xE000 if tci & CFI else 0) | act.vid)
-    else:
-        ctx.examine("vlan_tci")
-
-
-def _set_vlan_pcp(ctx, act):
-    tci = get(ctx.flow, "vlan_tci")
-    if tci & CFI or act.push_if_needed:
-        _set_tci(ctx, CFI | (tci & 0xFFF if tci & CFI else 0) | act.pcp << 13)
-    else:
-        ctx.examine("vlan_tci")
-
-
-def _push_vlan(ctx, act):
-    tci = get(ctx.flow, "vlan_tci")
-    if tci & CFI or act.ethertype != 0x8100:
-        ctx.examine("vlan_tci")
-        ctx.note("-> only one 802.1Q tag is supported, push_vlan ignored", 1)
-        return
-    _set_tci(ctx, CFI)
-
-
-_HANDLERS = {
-    A.Output: _output,
-    A.Controller: lambda ctx, a: setattr(ctx, "controller", ctx.controller + 1),
-    A.SetVlanVid: _set_vlan_vid,
-    A.SetVlanPcp: _set_vlan_pcp,
-    A.StripVlan: lambda ctx, a: _set_tci(ctx, 0),
-    A.PushVlan: _push_vlan,
-    A.Resubmit: lambda ctx, a: _resubmit(ctx, a.port, a.table),
-    A.GotoTable: lambda ctx, a: _resubmit(ctx, F.OFPP_IN_PORT, a.table),
-}
+from pyvswitch.ofproto import xlate_actions as XA  # noqa: E402  (registers handlers)
