@@ -265,9 +265,42 @@ def _decode_action(atype, length, body):
     if atype == 3:
         _len(length, 8)
         return A.StripVlan(False)
+    if atype in _LEGACY_SET:
+        return _decode_legacy_set(atype, length, body)
     if atype == 0xFFFF:
         return _vendor_action(body)
     raise OFError("OFPBAC_BAD_TYPE", f"action type {atype}")
+
+
+# OpenFlow 1.0 set actions: type -> (field, spelling, action length, value format)
+_LEGACY_SET = {4: ("dl_src", "mod_dl_src", 16, "!6s6x"), 5: ("dl_dst", "mod_dl_dst", 16, "!6s6x"),
+               6: ("nw_src", "mod_nw_src", 8, "!I"), 7: ("nw_dst", "mod_nw_dst", 8, "!I"),
+               8: ("nw_tos", "mod_nw_tos", 8, "!B3x"), 9: ("tp_src", "mod_tp_src", 8, "!H2x"),
+               10: ("tp_dst", "mod_tp_dst", 8, "!H2x")}
+_LEGACY_TYPE = {v[1]: k for k, v in _LEGACY_SET.items()}
+_LEGACY_FIELD = {v[0]: k for k, v in _LEGACY_SET.items()}
+
+
+def _decode_legacy_set(atype, length, body):
+    name, spelling, want, fmt = _LEGACY_SET[atype]
+    _len(length, want)
+    value = struct.unpack_from(fmt, body)[0]
+    if isinstance(value, bytes):
+        value = int.from_bytes(value, "big")
+    if name == "nw_tos" and value & 3:
+        raise OFError("OFPBAC_BAD_ARGUMENT", f"nw_tos {value:#x} has ECN bits")
+    return A.SetField(name, value, F.FIELDS[name].all_ones, spelling)
+
+
+def _encode_legacy_set(a):
+    atype = _LEGACY_TYPE.get(a.spelling) or _LEGACY_FIELD.get(a.field)
+    tos = a.field == "nw_tos" and a.mask in (0xFC, 0xFF) and not a.value & 3
+    if atype is None or a.spelling == "load" or not (
+            tos or (a.field != "nw_tos" and a.mask == F.FIELDS[a.field].all_ones)):
+        return None
+    _, _, length, fmt = _LEGACY_SET[atype]
+    value = a.value.to_bytes(6, "big") if fmt.startswith("!6s") else a.value
+    return struct.pack("!HH", atype, length) + struct.pack(fmt, value)
 
 
 def _len(length, want):
@@ -289,7 +322,7 @@ def _vendor_action(body):
     vendor, subtype = struct.unpack_from("!IH", body)
     if vendor != nx.NX_VENDOR:
         raise OFError("OFPBAC_BAD_EXPERIMENTER", f"vendor {vendor:#x}")
-    return nx.decode_action(subtype, body[6:])
+    return nx.decode_action(subtype, body[6:], ACTS)
 
 
 def encode_actions(actions):
@@ -300,7 +333,8 @@ def _encode_action(a):
     if isinstance(a, A.Output):
         max_len = 0xFFFF if a.port == F.OFPP_CONTROLLER else 0
         return struct.pack("!HHHH", 0, 8, a.port, max_len)
-    if isinstance(a, A.Controller):
+    if isinstance(a, A.Controller) and (a.reason, a.controller_id, a.userdata) == (
+            "action", 0, b""):
         return struct.pack("!HHHH", 0, 8, F.OFPP_CONTROLLER, a.max_len)
     if isinstance(a, A.SetVlanVid):
         return struct.pack("!HHH2x", 1, 8, a.vid)
@@ -308,7 +342,11 @@ def _encode_action(a):
         return struct.pack("!HHB3x", 2, 8, a.pcp)
     if isinstance(a, A.StripVlan):
         return struct.pack("!HH4x", 3, 8)
-    raw = nx.encode_action(a)
+    if isinstance(a, A.SetField):
+        raw = _encode_legacy_set(a)
+        if raw is not None:
+            return raw
+    raw = nx.encode_action(a, ACTS)
     if raw is None:
         raise EncodeError(f"{a.to_text()}: no OpenFlow 1.0 encoding")
     return raw

@@ -191,6 +191,7 @@ def _ports(b):
 
 # --- actions --------------------------------------------------------------------------------
 AT_OUTPUT, AT_PUSH_VLAN, AT_POP_VLAN, AT_GROUP, AT_SET_FIELD = 0, 17, 18, 22, 25
+AT_SET_NW_TTL, AT_DEC_NW_TTL = 23, 24
 _VALID_OUT = {F.OFPP_IN_PORT, F.OFPP_TABLE, F.OFPP_NORMAL, F.OFPP_FLOOD, F.OFPP_ALL,
               F.OFPP_CONTROLLER, F.OFPP_LOCAL}
 
@@ -247,7 +248,13 @@ def _decode_action(atype, length, body):
         vendor, subtype = struct.unpack_from("!IH", body)
         if vendor != nx.NX_VENDOR:
             raise OFError("OFPBAC_BAD_EXPERIMENTER", f"experimenter {vendor:#x}")
-        return nx.decode_action(subtype, body[6:])
+        return nx.decode_action(subtype, body[6:], ACTS)
+    if atype == AT_SET_NW_TTL:
+        _alen(length, 8)
+        return A.SetField("nw_ttl", body[0], 0xFF, "mod_nw_ttl")
+    if atype == AT_DEC_NW_TTL:
+        _alen(length, 8)
+        return A.DecTtl()
     raise OFError("OFPBAC_BAD_TYPE", f"action type {atype}")
 
 
@@ -259,7 +266,10 @@ def _set_field(body):
         return A.SetVlanVid(value & 0xFFF, False)
     if name == "vlan_pcp":
         return A.SetVlanPcp(value, False)
-    raise OFError("OFPBAC_BAD_SET_TYPE", f"set_field {name} not supported")
+    if name in ("in_port", "dl_type", "nw_proto", "vlan_tci", "conj_id", "recirc_id",
+                "dp_hash", "ct_state", "ct_zone", "nw_frag"):
+        raise OFError("OFPBAC_BAD_SET_TYPE", f"set_field {name}: read-only field")
+    return A.SetField(name, value, F.FIELDS[name].all_ones)
 
 
 def _vlan_required(match):
@@ -295,7 +305,8 @@ def _encode_action(a):
     if isinstance(a, A.Output):
         max_len = 0xFFFF if a.port == F.OFPP_CONTROLLER else 0
         return struct.pack("!HHIH6x", AT_OUTPUT, 16, _port_out(a.port), max_len)
-    if isinstance(a, A.Controller):
+    if isinstance(a, A.Controller) and (a.reason, a.controller_id, a.userdata) == (
+            "action", 0, b""):
         return struct.pack("!HHIH6x", AT_OUTPUT, 16, _port_out(F.OFPP_CONTROLLER),
                            a.max_len)
     if isinstance(a, A.Group):
@@ -308,7 +319,16 @@ def _encode_action(a):
         return _set_field_action("vlan_vid", a.vid | oxm.OFPVID_PRESENT)
     if isinstance(a, A.SetVlanPcp):
         return _set_field_action("vlan_pcp", a.pcp)
-    raw = nx.encode_action(a) if isinstance(a, A.Resubmit) else None
+    if isinstance(a, A.SetField) and a.field == "nw_tos" and a.mask == 0xFC:
+        return _set_field_action("ip_dscp", (a.value & 0xFC) >> 2)   # as ovs-ofctl
+    if isinstance(a, A.SetField) and a.spelling == "mod_nw_ttl":
+        return struct.pack("!HHB3x", AT_SET_NW_TTL, 8, a.value)
+    if isinstance(a, A.SetField) and a.spelling not in ("load", "set_tunnel", "set_tunnel64") \
+            and a.mask == F.FIELDS[a.field].all_ones:
+        return _set_field_action(a.field, a.value)
+    if isinstance(a, A.DecTtl) and not a.controller_ids:
+        return struct.pack("!HH4x", AT_DEC_NW_TTL, 8)
+    raw = None if isinstance(a, A.GotoTable) else nx.encode_action(a, ACTS)
     if raw is None:
         raise EncodeError(f"{a.to_text()}: no OpenFlow 1.3 action encoding")
     return raw

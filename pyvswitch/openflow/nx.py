@@ -10,8 +10,8 @@ Messages: NXT_ROLE_REQUEST/REPLY, NXT_SET_FLOW_FORMAT, NXT_FLOW_MOD,
 NXT_FLOW_REMOVED, NXT_FLOW_MOD_TABLE_ID, NXT_SET_PACKET_IN_FORMAT,
 NXT_SET_ASYNC_CONFIG, NXT_GROUP_MOD (OpenFlow 1.5 bucket layout).
 Statistics: NXST_FLOW, NXST_AGGREGATE, NXST_GROUP_DESC (request and reply).
-Actions: NXAST_RESUBMIT, NXAST_RESUBMIT_TABLE (also goto_table's 1.0 form),
-NXAST_CONTROLLER.
+Actions: in nxact.py (resubmit, load, move, set_tunnel, note, output_reg,
+dec_ttl, controller, conjunction, ct, ct_clear), shared with codec13.
 
 Errors raise wire.OFError (OFPBRC_BAD_LEN, OFPBRC_BAD_EXP_TYPE, ...).
 Pure functions; any thread.
@@ -22,7 +22,7 @@ import struct
 from pyvswitch.openflow import actions as A
 from pyvswitch.openflow import fields as F
 from pyvswitch.openflow import messages as M
-from pyvswitch.openflow import oxm
+from pyvswitch.openflow import nxact, oxm
 from pyvswitch.openflow.text import FlowMod
 from pyvswitch.openflow.wire import EncodeError, OFError
 
@@ -75,39 +75,16 @@ def _port_val(port):
     return F.OFPP_NONE if port is None else port
 
 
-# --- actions --------------------------------------------------------------------------
-def decode_action(subtype, body):
+# --- actions (nxact.py) ----------------------------------------------------------------
+def decode_action(subtype, body, acts=None):
     """An action object from an NX action (`body` after the subtype)."""
-    if subtype == NXAST_RESUBMIT:
-        exact(body, 6, "resubmit")
-        return A.Resubmit(struct.unpack_from("!H", body)[0], 255)
-    if subtype == NXAST_RESUBMIT_TABLE:
-        exact(body, 6, "resubmit_table")
-        port, table = struct.unpack_from("!HB", body)
-        return A.Resubmit(port, table)
-    if subtype == NXAST_CONTROLLER:
-        exact(body, 6, "controller")
-        max_len, cid, reason = struct.unpack_from("!HHB", body)
-        if cid or reason != 1:
-            raise OFError("OFPBAC_BAD_ARGUMENT", "controller id/reason unsupported")
-        return A.Controller(max_len)
-    raise OFError("OFPBAC_BAD_EXP_TYPE", f"NX action subtype {subtype}")
+    return nxact.decode(subtype, body, acts)
 
 
-def encode_action(action):
-    """The NX action for Resubmit / GotoTable (1.0's goto_table), or None."""
-    if isinstance(action, A.Resubmit):
-        if action.table == 255:
-            body = struct.pack("!HH4x", NXAST_RESUBMIT, action.port)
-        else:
-            body = struct.pack("!HHB3x", NXAST_RESUBMIT_TABLE, action.port,
-                               action.table)
-    elif isinstance(action, A.GotoTable):
-        body = struct.pack("!HHB3x", NXAST_RESUBMIT_TABLE, F.OFPP_IN_PORT,
-                           action.table)
-    else:
-        return None
-    return struct.pack("!HHI", 0xFFFF, 8 + len(body), NX_VENDOR) + body
+def encode_action(action, acts=None):
+    """The NX action for `action` (resubmit, goto_table's 1.0 form, load,
+    move, ...: see nxact.py), or None."""
+    return nxact.encode(action, acts)
 
 
 # --- messages -------------------------------------------------------------------------
