@@ -106,7 +106,12 @@ class OfClient:
     # --- transport ----------------------------------------------------------------
     def _send(self, msg, version, xid):
         try:
-            self.sock.sendall(wire.encode(msg, version, xid))
+            data = wire.encode(msg, version, xid)
+        except wire.EncodeError as e:
+            name = {wire.OFP10: "OpenFlow10", wire.OFP13: "OpenFlow13"}.get(version, version)
+            raise OfClientError(f"cannot send this request in {name}: {e}") from None
+        try:
+            self.sock.sendall(data)
         except OSError as e:
             raise OfClientError(f"{self.target}: send failed ({e.strerror or e})") from None
 
