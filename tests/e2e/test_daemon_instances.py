@@ -156,7 +156,7 @@ def foreground(lab, inst, extra=()):
     p = subprocess.Popen([tool("pvs-vswitchd"), "--rundir", inst.rundir, "--log-file", *extra],
                          env=inst.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lab.track(p.pid)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180       # a cold numba cache compiles the kernels first
     while inst.run("pvs-appctl", "version").returncode != 0:
         assert p.poll() is None, p.stderr.read()
         assert time.monotonic() < deadline, "daemon did not come up"
