@@ -19,7 +19,6 @@ Pure functions; any thread.
 
 import struct
 
-from pyvswitch.openflow import actions as A
 from pyvswitch.openflow import fields as F
 from pyvswitch.openflow import messages as M
 from pyvswitch.openflow import nxact, oxm
