@@ -232,18 +232,7 @@ _VALID_OUT = {F.OFPP_IN_PORT, F.OFPP_TABLE, F.OFPP_NORMAL, F.OFPP_FLOOD, F.OFPP_
 
 
 def decode_actions(buf):
-    out, off = [], 0
-    buf = bytes(buf)
-    while off < len(buf):
-        if off + 8 > len(buf):
-            raise OFError("OFPBAC_BAD_LEN", "truncated action")
-        atype, length = struct.unpack_from("!HH", buf, off)
-        if length < 8 or length % 8 or off + length > len(buf):
-            raise OFError("OFPBAC_BAD_LEN", f"action length {length}")
-        body = buf[off + 4:off + length]
-        out.append(_decode_action(atype, length, body))
-        off += length
-    return tuple(out)
+    return C.walk_actions(buf, _decode_action)
 
 
 def _decode_action(atype, length, body):

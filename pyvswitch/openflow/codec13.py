@@ -197,7 +197,9 @@ _VALID_OUT = {F.OFPP_IN_PORT, F.OFPP_TABLE, F.OFPP_NORMAL, F.OFPP_FLOOD, F.OFPP_
               F.OFPP_CONTROLLER, F.OFPP_LOCAL}
 
 
-def decode_actions(buf):
+def walk_actions(buf, decode_one):
+    """Actions (type, length, body) TLVs -> tuple of decode_one(type, length,
+    body after type and length); shared with codec10."""
     out, off = [], 0
     buf = bytes(buf)
     while off < len(buf):
@@ -206,9 +208,13 @@ def decode_actions(buf):
         atype, length = struct.unpack_from("!HH", buf, off)
         if length < 8 or length % 8 or off + length > len(buf):
             raise OFError("OFPBAC_BAD_LEN", f"action length {length}")
-        out.append(_decode_action(atype, length, buf[off + 4:off + length]))
+        out.append(decode_one(atype, length, buf[off + 4:off + length]))
         off += length
     return tuple(out)
+
+
+def decode_actions(buf):
+    return walk_actions(buf, _decode_action)
 
 
 def _alen(length, want):
