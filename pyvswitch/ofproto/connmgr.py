@@ -51,6 +51,7 @@ DEFAULT_PROBE = 5.0
 DEFAULT_MAX_BACKOFF = 8.0
 MAX_CONNS = 64                    # per listener
 PACKET_IN_QUEUE = 1024
+COMMIT_DELAY = 0.05               # s: longest a flow mod waits for revalidation
 FAIL_OPEN_COOKIE = 0xFA11_0FE0
 FAIL_OPEN_PRIORITY = 65535
 VERSION_NAMES = {"OpenFlow10": wire.OFP10, "OpenFlow13": wire.OFP13}
@@ -224,7 +225,10 @@ class Active:
             self._failed(now, os.strerror(err))
 
     def _connected(self, s):
-        self.mgr.sel.unregister(s)
+        try:
+            self.mgr.sel.unregister(s)
+        except (KeyError, ValueError):
+            return                      # given up on meanwhile
         self.sock = None
         err = connect_error(s)
         if err:
@@ -291,7 +295,7 @@ class ConnMgr:
         self.counters = collections.Counter()
         self.fail_open = False
         self.disconnected_since = None
-        self._dirty = False
+        self._dirty, self._dirty_since = False, 0.0
 
     def now(self):
         return self.view.now()
@@ -370,11 +374,15 @@ class ConnMgr:
         ofrequests.handle(self, conn, xid, msg)
 
     def mark_dirty(self):
-        self._dirty = True
+        if not self._dirty:
+            self._dirty = True
+            self._dirty_since = self.now()
 
     def commit(self):
-        """Make flow changes visible to the datapath (before a barrier reply,
-        a packet-out, and at the end of each slice)."""
+        """Make flow changes visible to the datapath: before a barrier reply
+        or a packet-out, once no request is waiting, and at the latest
+        COMMIT_DELAY after the first change (a stream of flow mods
+        revalidates once per batch, not once per slice)."""
         if self._dirty:
             self._dirty = False
             self.view.flows_changed()
@@ -400,7 +408,9 @@ class ConnMgr:
         for conn in list(self.conns):
             if conn.inbox:
                 conn.run_slice(now)
-        self.commit()
+        if self._dirty and (not any(c.busy for c in self.conns)
+                            or now - self._dirty_since >= COMMIT_DELAY):
+            self.commit()
         self._deliver_packet_ins()
         for r in list(self.remotes.values()):
             r.run(now)
@@ -436,8 +446,11 @@ class ConnMgr:
                      priority=FAIL_OPEN_PRIORITY, table=0, cookie=FAIL_OPEN_COOKIE,
                      cookie_mask=0 if on else 0xFFFFFFFFFFFFFFFF,
                      actions=parse_flow("actions=NORMAL").actions if on else ())
-        with view.lock:
-            view.ofproto.flow_mod(fm, view.now())
+        try:
+            with view.lock:
+                view.ofproto.flow_mod(fm, view.now())
+        except ValueError as e:          # OfprotoError: log, keep running
+            log.warn("%s: fail-open flow: %s", view.name, e)
         log.info("%s: %s fail-open mode", view.name, "entering" if on else "leaving")
         self.mark_dirty()
         self.commit()
@@ -453,7 +466,8 @@ class ConnMgr:
         """A new bridge in secure mode starts with an empty table (as OVS)."""
         view = self.view
         with view.lock:
-            view.ofproto.del_flows("priority=0", view.now(), strict=True)
+            view.ofproto.del_flows(FlowMod(command="delete_strict", match=Match(),
+                                           priority=0, table=0), view.now(), strict=True)
         self.mark_dirty()
 
     # --- asynchronous messages -----------------------------------------------------------

@@ -429,3 +429,19 @@ def test_parse_target():
         C.parse_target("ssl:1.2.3.4")
     assert C.allowed_versions(("OpenFlow13", "OpenFlow14")) == {OF13}
     assert C.allowed_versions(()) == {OF10, OF13}
+
+
+def test_secure_bridge_starts_empty(sw):
+    sw.mgr.drop_initial_flow()
+    sw.mgr.commit()
+    assert list(sw.view.ofproto.rules()) == [] and sw.view.changed == 1
+
+
+def test_flow_mods_revalidate_once_per_batch(sw):
+    p = sw.connect(OF13)
+    p.recv(rounds=2)
+    p.send_raw(b"".join(wire.encode(parse_flow(f"priority={i},actions=drop"), OF13, i)
+                        for i in range(1, 300)))
+    p.ask(M.BarrierRequest())
+    assert len(list(sw.view.ofproto.rules())) == 300
+    assert 1 <= sw.view.changed <= 3
