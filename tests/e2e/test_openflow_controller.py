@@ -47,7 +47,6 @@ class Controller:
         self.proc = subprocess.Popen([sys.executable, APP, str(self.port)], stdout=out,
                                      stderr=subprocess.STDOUT)
         out.close()
-        self.lab.track(self.proc.pid)
         wait_for(lambda: "LISTENING" in self.text() and _can_connect(self.port), 20,
                  "os-ken listening")
 

@@ -42,7 +42,6 @@ class Controller:
         with open(self.log, "a") as out:
             self.proc = subprocess.Popen([sys.executable, APP, str(self.port)], stdout=out,
                                          stderr=subprocess.STDOUT)
-        self.lab.track(self.proc.pid)
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
@@ -75,8 +74,10 @@ def net(module_net_factory):
     net.vsctl("--", "--id=@c", "create", "Controller", f'target="tcp:127.0.0.1:{ctl.port}"',
               "inactivity_probe=1000", "max_backoff=1000",
               "--", "set", "Bridge", net.br, "controller=@c")
-    yield net
-    ctl.stop()
+    try:
+        yield net
+    finally:
+        ctl.stop()              # ours, by its Popen (never left to the lab's pid list)
 
 
 def connected(net):
