@@ -93,15 +93,14 @@ def net():
             "ofport_request=1",
             "--", "add-port", "br0", "pb", "--", "set", "Interface", "pb", "type=dummy",
             "ofport_request=2")
-        ctl = Controller(lab, free_port())
+        ctl = cli.ctl = Controller(lab, free_port())
         ctl.start()
         cli("pvs-vsctl", "--", "--id=@c", "create", "Controller",
             f"target=\"tcp:127.0.0.1:{ctl.port}\"", "inactivity_probe=1000", "max_backoff=1000",
             "--", "set", "Bridge", "br0", "controller=@c")
-        cli.ctl = ctl
         yield cli
     finally:
-        if "ctl" in dir(cli):
+        if getattr(cli, "ctl", None) is not None:
             cli.ctl.stop()
         lab.close()
 

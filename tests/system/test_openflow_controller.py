@@ -70,7 +70,11 @@ def net(module_net_factory):
     net.wait_ready(a, b)
     net.a, net.b = a, b
     ctl = net.ctl = Controller(net.lab)
-    ctl.start()
+    try:
+        ctl.start()
+    except BaseException:
+        ctl.stop()
+        raise
     net.vsctl("--", "--id=@c", "create", "Controller", f'target="tcp:127.0.0.1:{ctl.port}"',
               "inactivity_probe=1000", "max_backoff=1000",
               "--", "set", "Bridge", net.br, "controller=@c")
