@@ -20,6 +20,7 @@ bridge structure) when their megaflow cache misses.
 import os
 import selectors
 import threading
+import traceback
 
 from pyvswitch.core import paths, vlog
 from pyvswitch.core.clock import Clock
@@ -158,7 +159,11 @@ class Switch:
         for br in self.bridges.values():
             br.hints = self._hints.get(br.name, {})
         for op in ops:   # no lock here: see bridge.py on locking
-            self._apply(op)
+            try:
+                self._apply(op)
+            except Exception:   # a bug must cost one operation, not the daemon
+                log.err("applying %s %s %s %s failed: %s", op.kind, op.bridge, op.port,
+                        op.iface, traceback.format_exc())
         self.running = dbstate.running_state(self.bridges, desired.get("other_config", {}))
         self.ofservice.reconfigure(snap)   # OpenFlow service (ofservice.py)
         if ops:

@@ -17,6 +17,11 @@ import json
 import os
 import selectors
 import socket
+import traceback
+
+from pyvswitch.core import vlog
+
+log = vlog.Module("unixctl")
 
 MAX_REQUEST = 1 << 20
 
@@ -184,6 +189,9 @@ class UnixctlServer:
             result = cmd.handler(params)
         except CommandError as e:
             return {"result": None, "error": str(e)}
+        except Exception as e:   # a bug in a handler must not take the daemon down
+            log.err("%s: internal error: %s", method, traceback.format_exc())
+            return {"result": None, "error": f"{method}: internal error ({type(e).__name__}: {e})"}
         if isinstance(result, Deferred):
             return result
         return {"result": result, "error": None}

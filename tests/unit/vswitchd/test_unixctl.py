@@ -101,3 +101,10 @@ def test_client_disconnect_mid_request(server):
 def test_unavailable(tmp_path):
     with pytest.raises(RpcUnavailable):
         call(str(tmp_path / "none.ctl"), "echo")
+
+
+def test_handler_bug_is_an_error_reply_not_a_crash(server):
+    server.register("buggy", "", 0, 0, lambda a: {}["missing"])
+    with pytest.raises(RpcError, match="buggy: internal error .KeyError"):
+        call(server.path, "buggy")
+    assert call(server.path, "echo", ["alive"]) == "alive\n"
