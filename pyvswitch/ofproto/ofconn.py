@@ -67,7 +67,7 @@ class OfConn:
         self.framer = wire.Framer()
         self.inbox = collections.deque()
         self.outq = bytearray()
-        self.closed = False
+        self.closed = self.eof = False
         self.error = ""
         self.last_rx = self.connected_at = now
         self.probe_sent = None
@@ -92,7 +92,7 @@ class OfConn:
         if self.closed:
             return
         want = 0
-        if len(self.outq) < OUTQ_MAX and len(self.inbox) < INBOX_MAX:
+        if len(self.outq) < OUTQ_MAX and len(self.inbox) < INBOX_MAX and not self.eof:
             want |= selectors.EVENT_READ
         if self.outq:
             want |= selectors.EVENT_WRITE
@@ -128,7 +128,11 @@ class OfConn:
             self.close(f"receive error: {e.strerror or e}")
             return
         if not data:
-            self.close("connection closed by peer")
+            if not self.inbox:
+                self.close("connection closed by peer")
+                return
+            self.eof = True            # answer what it sent first, then close
+            self._update_events()
             return
         try:
             msgs = self.framer.feed(data)
@@ -147,6 +151,8 @@ class OfConn:
             self.last_rx, self.probe_sent = now, None
             self._handle_raw(raw)
             n += 1
+        if self.eof and not self.inbox and not self.closed:
+            self.close("connection closed by peer")
         self._update_events()
         return n
 

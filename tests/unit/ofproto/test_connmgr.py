@@ -445,3 +445,11 @@ def test_flow_mods_revalidate_once_per_batch(sw):
     p.ask(M.BarrierRequest())
     assert len(list(sw.view.ofproto.rules())) == 300
     assert 1 <= sw.view.changed <= 3
+
+
+def test_requests_before_eof_are_served(sw):
+    p = sw.connect(OF13)
+    p.send(parse_flow("priority=77,actions=drop"), 3)
+    p.sock.shutdown(socket.SHUT_WR)
+    sw.pump(10)
+    assert any(r.priority == 77 for r in sw.view.ofproto.rules())
