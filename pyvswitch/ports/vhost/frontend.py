@@ -88,6 +88,12 @@ class VirtioUser:
                     if time.monotonic() > end:
                         raise
                     time.sleep(0.05)
+        self.listen()
+        self._listener.settimeout(timeout)
+        return self._listener.accept()[0]
+
+    def listen(self):
+        """Server mode: bind and listen now (start() accepts); idempotent."""
         if self._listener is None:
             try:
                 os.unlink(self.path)
@@ -96,8 +102,6 @@ class VirtioUser:
             self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self._listener.bind(self.path)
             self._listener.listen(1)
-        self._listener.settimeout(timeout)
-        return self._listener.accept()[0]
 
     def _ask(self, req, payload=b""):
         P.send_msg(self.sock, req, payload)
