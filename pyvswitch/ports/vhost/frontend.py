@@ -10,6 +10,9 @@
     fe.blast(frame, n, q=0)      compiled: re-post one frame n times (load)
     fe.close()
 
+    gmem=DriverMemory(...) puts the rings in a memory shared with other
+    front-ends (one compiled kernel then serves them all: frontend_kernels).
+
 Works against our own port types and against DPDK's vhost PMD. Memory is a
 memfd (DriverMemory), rings and buffers come from driver.Vring. The RX ring
 is kept full of 2 KiB writable buffers; MRG_RXBUF frames are merged. Kicks:
@@ -64,9 +67,11 @@ def blast_kernel(mem, desc, avail, used, n, bufs, buf_size, gpa_bufs, length, co
 
 
 class VirtioUser:
-    def __init__(self, path, server=False, queues=1, qsize=256, mem_size=16 << 20, gpa_base=None):
+    def __init__(self, path, server=False, queues=1, qsize=256, mem_size=16 << 20, gpa_base=None,
+                 gmem=None):
         self.path, self.server, self.queues, self.qsize = path, server, queues, qsize
-        self.g = DriverMemory(mem_size, gpa_base)
+        self._own_mem = gmem is None
+        self.g = DriverMemory(mem_size, gpa_base) if gmem is None else gmem
         self.rx = [Vring(self.g, qsize) for _ in range(queues)]
         self.tx = [Vring(self.g, qsize) for _ in range(queues)]
         self.kicks = [os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC) for _ in range(2 * queues)]
@@ -206,7 +211,9 @@ class VirtioUser:
                 pass
         for fd in self.kicks + self.calls:
             os.close(fd)
-        self.g.close()
+        self.kicks = self.calls = []
+        if self._own_mem:
+            self.g.close()
 
 
 _unused = ld16
