@@ -77,6 +77,7 @@ def tsc():
 
 def tsc_hz(seconds=0.05):
     """Calibrate tsc() against the monotonic clock."""
+    tsc()                                   # compile first
     t0, c0 = time.perf_counter_ns(), tsc()
     time.sleep(seconds)
     t1, c1 = time.perf_counter_ns(), tsc()
