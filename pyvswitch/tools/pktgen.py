@@ -41,6 +41,8 @@ def build_parser():
     ap.add_argument("--flows", type=int, default=1)
     ap.add_argument("--burst", type=int, default=32)
     ap.add_argument("--duration", type=float, default=0, help="seconds (0: until --count / SIGINT)")
+    ap.add_argument("--delay", type=float, default=0,
+                    help="seconds between connecting and sending (a peer still starting up)")
     ap.add_argument("--drain", type=float, default=0.5, help="seconds to wait for stragglers")
     ap.add_argument("--src-mac", default="02:00:00:00:00:10")
     ap.add_argument("--dst-mac", default="02:00:00:00:00:11")
@@ -125,6 +127,8 @@ def main(argv=None):
         offs, lens, ids = (np.zeros(a.burst, np.int64) for _ in range(3))
         K.pg_rounds(g.mem, R, g.gpa, txr, rxr, a.burst, 0, st, lat, ports.tmpl, a.size,
                     offs, lens, ids)                  # compile before the clock starts
+        if a.delay > 0:
+            time.sleep(a.delay)
         st[K.G_NEXT] = K.tsc()
         t0 = time.monotonic()
         rounds, tx_done_at = 64, None
