@@ -127,3 +127,48 @@ def test_testpmd_cli_txonly_loopback(loop_port, capsys):
                                     r".*?TX-packets:\s+(\d+)", out.out, re.S)}
     rx, tx = tot[0]
     assert tx > 1000 and tx - 256 <= rx <= tx
+
+
+@pytest.mark.parametrize("mode", ["io", "mac", "macswap"])
+def test_testpmd_cli_forwarding_modes_loopback(loop_port, capsys, mode):
+    """One port paired with itself: --tx-first keeps a burst circulating."""
+    rc = testpmd.main(["--vdev", f"path={loop_port.path},mac=02:00:00:00:00:07",
+                       f"--forward-mode={mode}", "--tx-first", "--eth-peer", "0,02:00:00:00:00:08",
+                       "--duration", "0.5", "--timeout", "10"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    rx, tx = [int(x) for x in re.search(r"RX-packets:\s+(\d+).*?TX-packets:\s+(\d+)", out.out,
+                                        re.S).groups()]
+    assert rx > 1000 and tx >= rx
+
+
+def test_fwd_kernel_mac_rewrites():
+    """mac / macswap on frames already in an RX ring (filled by hand)."""
+    g = DriverMemory(4 << 20)
+    rx, tx = Vring(g, 64), Vring(g, 64)
+    rx.post_rx()
+    R = np.array([K.ring_row(rx), K.ring_row(tx)], np.int64)
+    f = testpmd.udp_frame(64, bytes([2, 0, 0, 0, 0, 0xAA]), bytes([2, 0, 0, 0, 0, 0xBB]))
+    for i in range(2):                               # the back-end delivers 2 frames
+        o = rx.bufs + i * rx.buf_size
+        g.map[o:o + 12 + 64] = bytes(12) + f
+        struct.pack_into("<II", g.map, rx.used + 4 + 8 * i, i, 76)
+    struct.pack_into("<H", g.map, rx.used + 2, 2)
+    src = np.array([[2, 0, 0, 0, 0, 7]], np.uint8)
+    dst = np.array([[2, 0, 0, 0, 0, 8]], np.uint8)
+    stats = np.zeros((1, K.NSTATS), np.int64)
+    z = np.zeros(32, np.int64)
+    for mode, want in ((K.MAC, bytes(dst[0]) + bytes(src[0])), (K.MACSWAP, f[6:12] + f[0:6])):
+        K.fwd_rounds(g.mem, R, g.gpa, 1, np.zeros(1, np.int64), mode, 32, 1, stats, src, dst,
+                     0, 0, z.copy(), z.copy(), z.copy())
+        if mode == K.MAC:
+            struct.pack_into("<II", g.map, rx.used + 4 + 8 * 2, 0, 76)
+            struct.pack_into("<H", g.map, rx.used + 2, 3)
+            k = int(R[1, K.AIDX])
+            for i in range(k):
+                o = tx.bufs + i * tx.buf_size + 12
+                assert bytes(g.map[o:o + 12]) == want and bytes(g.map[o + 12:o + 64]) == f[12:]
+        else:
+            o = tx.bufs + 2 * tx.buf_size + 12
+            assert bytes(g.map[o:o + 12]) == want
+    assert stats[0, K.S_RX] == 3 and stats[0, K.S_TX] == 3
