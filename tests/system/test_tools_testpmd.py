@@ -103,7 +103,13 @@ def test_pktgen_switch_testpmd_rxonly_counts_agree(lab):
     os.kill(tp.pid, signal.SIGINT)
     assert finish(tp) == 0
     out = open(os.path.join(d, "tp.log")).read()
-    assert forward_totals(out)[0][0] == 20000, out[-1500:]
+    ports = sw.run("pvs-ofctl", "dump-ports", "br0")
+    ps = {int(m.group(1)): (int(m.group(2)), int(m.group(3))) for m in re.finditer(
+        r"port\s+(\d+): rx pkts=(\d+).*?\n\s+tx pkts=(\d+)", ports)}
+    got = forward_totals(out)[0][0]
+    # the switch received all that pktgen sent, testpmd counted all the switch sent
+    assert ps[1][0] == 20000 and got == ps[2][1], (ports, out[-1500:])
+    assert got >= 19000, (ports, out[-1500:])   # the switch drops a little (busy 2-core VM)
 
 
 def test_testpmd_txonly_through_switch_to_pktgen_and_io_loop(lab):
