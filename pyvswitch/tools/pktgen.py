@@ -43,6 +43,8 @@ def build_parser():
     ap.add_argument("--duration", type=float, default=0, help="seconds (0: until --count / SIGINT)")
     ap.add_argument("--delay", type=float, default=0,
                     help="seconds between connecting and sending (a peer still starting up)")
+    ap.add_argument("--warmup", type=float, default=0,
+                    help="up to SEC seconds: send single frames until one comes back, then start")
     ap.add_argument("--drain", type=float, default=0.5, help="seconds to wait for stragglers")
     ap.add_argument("--src-mac", default="02:00:00:00:00:10")
     ap.add_argument("--dst-mac", default="02:00:00:00:00:11")
@@ -89,6 +91,25 @@ def report(res, out):
                                           L["p99"] / 1e3, L["max"] / 1e3, L["samples"]))
 
 
+def warmup(g, R, txr, rxr, a, st, lat, tmpl, offs, lens, ids):
+    """Probe with one frame at a time until one returns (a peer that drops
+    what comes before it forwards), drain stragglers, reset the counters."""
+    saved = st.copy()
+    end = time.monotonic() + a.warmup
+    st[K.G_CPP] = 0
+    while time.monotonic() < end and st[K.G_RX] == 0:
+        st[K.G_COUNT] = st[K.G_SENT] + 1
+        t = time.monotonic() + 0.1
+        while time.monotonic() < t and st[K.G_RX] == 0:
+            K.pg_rounds(g.mem, R, g.gpa, txr, rxr, a.burst, 100, st, lat, tmpl, a.size, offs, lens, ids)
+    st[K.G_TXON] = 0
+    t = time.monotonic() + 0.3
+    while time.monotonic() < t:
+        K.pg_rounds(g.mem, R, g.gpa, txr, rxr, a.burst, 100, st, lat, tmpl, a.size, offs, lens, ids)
+    st[:] = saved
+    lat[:] = 0
+
+
 def main(argv=None):
     a = build_parser().parse_args(argv)
     out = sys.stdout
@@ -129,6 +150,8 @@ def main(argv=None):
                     offs, lens, ids)                  # compile before the clock starts
         if a.delay > 0:
             time.sleep(a.delay)
+        if a.warmup > 0 and tx_on and rx_on:
+            warmup(g, R, txr, rxr, a, st, lat, ports.tmpl, offs, lens, ids)
         st[K.G_NEXT] = K.tsc()
         t0 = time.monotonic()
         rounds, tx_done_at = 64, None

@@ -150,7 +150,7 @@ def test_tools_against_dpdk_vhost_pmd(lab, dpdk_client):
     d = lab.tempdir("dp")
     for i, cmd in enumerate((
             ["pvs-pktgen", "--tx", "SPEC", "--count", "5000", "--rate", "50000", "--flows", "8",
-             "--json", "--delay", "2"],
+             "--json", "--warmup", "20"],
             ["pvs-testpmd", "--vdev", "SPEC", "--forward-mode=txonly", "--duration", "2"])):
         sock = os.path.join(d, f"vh{i}.sock")
         log = os.path.join(d, f"dpdk{i}.log")
