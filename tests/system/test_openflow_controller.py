@@ -88,6 +88,12 @@ def connected(net):
     return "is_connected: true" in net.vsctl("show")
 
 
+def forget_learned(net):
+    """Delete the flows the controller learned (both directions)."""
+    for host in (net.a, net.b):
+        net.ofctl("del-flows", net.br, f"dl_dst={host.mac}")
+
+
 def test_controller_learns_and_hosts_ping(net):
     net.wait_for(lambda: connected(net), 15, what="is_connected: true")
     net.wait_for(lambda: "CONNECTED" in net.ctl.text(), 10, what="os-ken features")
@@ -108,7 +114,7 @@ def test_controller_learns_and_hosts_ping(net):
 
 def test_standalone_falls_back_to_normal_and_reconnects(net):
     net.wait_for(lambda: connected(net), 15, what="is_connected: true")
-    net.ofctl("del-flows", net.br, "priority=1")       # forget the learned flows
+    forget_learned(net)
     net.ctl.stop()
     net.wait_for(lambda: not connected(net), 10, what="disconnection")
     net.wait_for(lambda: FAIL_OPEN_COOKIE in net.ofctl("dump-flows", net.br), 10,
@@ -123,7 +129,7 @@ def test_standalone_falls_back_to_normal_and_reconnects(net):
 def test_secure_forwards_nothing_without_the_controller(net):
     net.wait_for(lambda: connected(net), 15, what="is_connected: true")
     net.vsctl("set-fail-mode", net.br, "secure")
-    net.ofctl("del-flows", net.br, "priority=1")
+    forget_learned(net)
     net.ctl.stop()
     net.wait_for(lambda: not connected(net), 10, what="disconnection")
     time.sleep(4)
