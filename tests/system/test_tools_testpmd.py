@@ -91,7 +91,8 @@ def test_pktgen_switch_testpmd_rxonly_counts_agree(lab):
     sw.bridge()
     d = lab.tempdir("log")
     tp = start(lab, "pvs-testpmd", "--vdev", f"path={sw.sock('vhu1')}", "--forward-mode=rxonly",
-               "--duration", "12", log=os.path.join(d, "tp.log"))
+               "--duration", "12", "--rxd", "4096", log=os.path.join(d, "tp.log"))
+    # (a big ring: pktgen and testpmd busy-poll the same core and take turns)
     assert wait_for(lambda: "packet forwarding" in open(os.path.join(d, "tp.log")).read(), 30)
     pg = subprocess.run([tool("pvs-pktgen"), "--tx", f"path={sw.sock('vhu0')}", "--no-rx",
                          "--count", "20000", "--rate", "20000", "--flows", "4", "--json"],
