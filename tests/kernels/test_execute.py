@@ -21,6 +21,10 @@ action = st.one_of(
     st.tuples(st.just("set_eth_dst"), st.integers(0, (1 << 48) - 1)),
     st.tuples(st.just("userspace"), st.integers(0, 1000)),
     st.tuples(st.just("drop")),
+    st.builds(lambda f, v, m: ("set", f, v & m & ((1 << A.SET_FIELDS[f][1]) - 1),
+                               m & ((1 << A.SET_FIELDS[f][1]) - 1)),
+              st.sampled_from(sorted(A.SET_FIELDS)), st.integers(0, (1 << 128) - 1),
+              st.integers(0, (1 << 128) - 1)),
 )
 
 

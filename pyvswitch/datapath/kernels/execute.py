@@ -3,7 +3,9 @@
 The packet is pool[slot, off:off+length]. push_vlan moves the 12 MAC bytes
 4 bytes back into the headroom and writes the tag (no room: the packet is
 dropped, S_LOST); pop_vlan moves them forward; set_vlan/set_eth rewrite in
-place. output calls portio.tx_one on this PMD's tx row for the port (txmap)
+place; set (a masked header field, with checksum updates) is setfield.py's;
+meter runs the token bucket of meter.py at the action's address (a packet
+over the rate stops there), timed by the PMD's stamped clock plus the TSC. output calls portio.tx_one on this PMD's tx row for the port (txmap)
 and marks the row touched, so the loop flushes it once per burst. userspace
 copies the packet (as it is at that point) into a fresh slot on the upcall
 queue with the action's argument; the Python side hands it on. recirc is
@@ -16,11 +18,13 @@ Called by the PMD loop and by `execute_upcalls` (PMD thread only).
 
 import struct
 
-from pyvswitch.core.intrinsics import memcpy_u8, view_i64, view_u8
+from pyvswitch.core.intrinsics import memcpy_u8, rdtsc, view_i64, view_i64_py, view_u8
 from pyvswitch.core.jit import kernel
 from pyvswitch.datapath import actions as A
 from pyvswitch.datapath.actions import encode_actions  # noqa: F401  (the brief's name)
+from pyvswitch.datapath.kernels import meter as MT
 from pyvswitch.datapath.kernels import portio
+from pyvswitch.datapath.kernels import setfield as SF
 from pyvswitch.datapath.kernels import state as S
 from pyvswitch.ports.io import IO_COLS
 
@@ -69,6 +73,11 @@ def _to_userspace(p, slot, off, length, key, in_port, arg):
 
 
 @kernel(nrt=False, inline=True)
+def _now_ns(p):
+    return p.ctl[S.C_NOW_NS] + (rdtsc() - p.ctl[S.C_NOW_TSC]) * 1000 // max(p.ctl[S.C_CYC_PER_US], 1)
+
+
+@kernel(nrt=False, inline=True)
 def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
     """Run acts[a_off:a_off+a_len] over the packet; bounds are checked."""
     b = p.pool[slot]
@@ -105,6 +114,18 @@ def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
                 at = off + (6 if op == A.OP_SET_ETH_SRC else 0)
                 for k in range(6):
                     b[at + k] = (arg >> (40 - 8 * k)) & 0xFF
+        elif op == A.OP_SET:
+            wide = arg == SF.F_IPV6_SRC or arg == SF.F_IPV6_DST
+            n = 4 if wide else 2
+            if i + n > end:
+                return
+            v1 = acts[i + 2] if wide else 0
+            m1 = acts[i + 3] if wide else 0
+            SF.set_field(b, off, length, arg, acts[i], acts[i + 1], v1, m1)
+            i += n
+        elif op == A.OP_METER:
+            if not MT.meter_pass(view_i64(arg, MT.METER_COLS), length, _now_ns(p)):
+                return
         elif op == A.OP_USERSPACE:
             _to_userspace(p, slot, off, length, key, in_port, arg)
         elif op == A.OP_RECIRC:
@@ -128,8 +149,9 @@ def flush_touched(p):
     p.ctl[S.C_NTOUCHED] = 0
 
 
-def execute_ref(actions, frame):
-    """Twin: (outputs [(port, bytes)], userspace [(arg, bytes)]) of the actions."""
+def execute_ref(actions, frame, now=0):
+    """Twin: (outputs [(port, bytes)], userspace [(arg, bytes)]) of the actions;
+    meters update their rows (at the action's address) as of time `now`."""
     outs, ups = [], []
     fr = bytearray(frame)
     for act in actions:
@@ -150,6 +172,11 @@ def execute_ref(actions, frame):
             if len(fr) >= 14:
                 at = 6 if name == "set_eth_src" else 0
                 fr[at:at + 6] = act[1].to_bytes(6, "big")
+        elif name == "set":
+            SF.set_field_ref(fr, A.SET_FIELDS[act[1]][0], act[2], act[3])
+        elif name == "meter":
+            if not MT.meter_pass_ref(view_i64_py(act[1], MT.METER_COLS), len(fr), now):
+                return outs, ups
         elif name == "userspace":
             ups.append((act[1], bytes(fr)))
         else:                            # drop, recirc
