@@ -17,11 +17,16 @@ Port names or numbers in the output follow ovs-ofctl: names when stdout is a
 terminal, numbers otherwise; --names / --no-names choose.
 
 Commands not (yet) spoken over the wire go to the daemon's management RPC
-(`ofctl/<command>`), as every command did before.
+(`ofctl/<command>`), as every command did before: replace-flows, diff-flows
+(bridges through the RPC, or files), dump-flows with --no-stats / --sort /
+--rsort, and the group and meter commands (add-group(s), mod-group,
+del-groups, dump-groups, dump-group-stats, add-meter, mod-meter, del-meters,
+dump-meters, meter-stats).
 """
 
 import argparse
 import dataclasses
+import os
 import sys
 
 from pyvswitch.cli.ofclient import OfClient, OfClientError, parse_versions
@@ -45,7 +50,21 @@ COMMANDS = {
     "mod-flows": (1, 1),
     "del-flows": (0, 1),
     "dump-tables": (0, 0),
+    "replace-flows": (1, 1),
+    "diff-flows": (1, 1),
+    "add-group": (1, 1),
+    "add-groups": (1, 1),
+    "mod-group": (1, 1),
+    "del-groups": (0, 1),
+    "dump-groups": (0, 1),
+    "dump-group-stats": (0, 1),
+    "add-meter": (1, 1),
+    "mod-meter": (1, 1),
+    "del-meters": (0, 1),
+    "dump-meters": (0, 1),
+    "meter-stats": (0, 1),
 }
+FILE_COMMANDS = ("replace-flows", "add-groups")     # FILE ('-': stdin) -> lines
 
 
 def parse_args(argv):
@@ -60,9 +79,14 @@ def parse_args(argv):
     names.add_argument("--no-names", dest="names", action="store_false",
                        help="show port numbers (default otherwise)")
     p.add_argument("-t", "--timeout", type=float, default=30.0)
+    p.add_argument("--no-stats", action="store_true", help="dump-flows without statistics")
+    p.add_argument("--sort", help="dump-flows sorted by FIELD (priority without one)")
+    p.add_argument("--rsort", help="dump-flows sorted by FIELD, descending")
     p.add_argument("command")
     p.add_argument("bridge", nargs="?")
     p.add_argument("args", nargs="*")
+    # --sort and --rsort take an optional =FIELD; alone they sort by priority
+    argv = [a + "=" if a in ("--sort", "--rsort") else a for a in argv]
     return p.parse_intermixed_args(argv)   # options anywhere, as ovs-ofctl
 
 
@@ -317,6 +341,14 @@ def run_rpc(a, names):
     """Commands the daemon serves over its management RPC."""
     params = [a.bridge, "1" if names else "0"] + a.args
     method = a.command
+    if a.command in FILE_COMMANDS:
+        try:
+            params = params[:2] + _read_flows(a.args[0])
+        except OSError as e:
+            print(f"pvs-ofctl: {a.args[0]}: open failed ({e.strerror})", file=sys.stderr)
+            return 1
+    if a.command == "dump-flows":
+        params = params[:2] + _dump_options(a) + params[2:]
     if a.strict and a.command in ("del-flows", "mod-flows"):
         method += "-strict"
     try:
@@ -332,6 +364,59 @@ def run_rpc(a, names):
     return 0
 
 
+def _dump_options(a):
+    opts = ["--no-stats"] if a.no_stats else []
+    for name in ("sort", "rsort"):
+        value = getattr(a, name)
+        if value is not None:
+            opts.append(f"--{name}={value}" if value else f"--{name}")
+    return opts
+
+
+def _flow_set(a, source):
+    """{(table, priority, match text): canonical flow} of a bridge or a file."""
+    from pyvswitch.openflow.text import FlowParseError, format_flow, parse_flow
+    if os.path.exists(source):
+        lines = _read_flows(source)
+    else:
+        out = call(paths.ctl_path(a.rundir), "ofctl/dump-flows", [source, "0", "--no-stats"],
+                   timeout=a.timeout)
+        lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    flows = {}
+    for ln in lines:
+        try:
+            fm = parse_flow(ln, "add")
+        except FlowParseError as e:
+            raise RpcError(f"{source}: {e}") from None
+        text = format_flow(fm)
+        key = (fm.table or 0, fm.priority, fm.match.key_mask())
+        flows[key] = text
+    return flows
+
+
+def _diff_flows(a, src1, src2):
+    """Lines only in src1 with '-', only in src2 (or changed) with '+';
+    exit status 2 when there are differences, as ovs-ofctl."""
+    try:
+        f1, f2 = _flow_set(a, src1), _flow_set(a, src2)
+    except RpcUnavailable as e:
+        print(f"pvs-ofctl: failed to connect to the switch ({e})", file=sys.stderr)
+        return 1
+    except RpcError as e:
+        print(f"pvs-ofctl: {e}", file=sys.stderr)
+        return 1
+    diff = False
+    for key in sorted(set(f1) | set(f2), key=lambda k: (k[0], -k[1], str(k[2]))):
+        if f1.get(key) == f2.get(key):
+            continue
+        diff = True
+        if key in f1:
+            print("-" + f1[key])
+        if key in f2:
+            print("+" + f2[key])
+    return 2 if diff else 0
+
+
 def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
     if a.command not in COMMANDS:
@@ -342,7 +427,11 @@ def main(argv=None):
         print(f"pvs-ofctl: '{a.command}' command requires at least {lo + 1} arguments", file=sys.stderr)
         return 1
     names = sys.stdout.isatty() if a.names is None else a.names
+    if a.command == "diff-flows":
+        return _diff_flows(a, a.bridge, a.args[0])
     fn = _wire_command(a)
+    if a.command == "dump-flows" and _dump_options(a):
+        fn = None              # --no-stats / --sort / --rsort: the daemon's RPC
     if fn is not None:
         return run_wire(a, fn, names)
     return run_rpc(a, names)

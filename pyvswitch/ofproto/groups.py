@@ -11,15 +11,21 @@ counters (n_packets, n_bytes, used) that xlate hands to the revalidator like
 rules.
 
 `MeterTable` keeps meters from messages.MeterMod: kbps or pktps, optional
-burst, drop bands (dscp_remark accepted and shown), with flow counts and
-per-band counters. Meters are not enforced by the datapath yet: the counters
-show what was offered.
+burst, drop bands (dscp_remark accepted and shown, not applied), with flow
+counts and per-band counters. The datapath enforces the drop band with the
+lowest rate: each meter owns an int64 token-bucket row (the layout of
+datapath/kernels/meter.py, repeated below since ofproto may not import the
+datapath; a unit test holds the two equal) whose address xlate puts in
+('meter', addr) actions. Rows are never freed (a megaflow may still point at
+one); a modified meter gets a fresh row, a deleted one keeps its row.
 
 A bad mod raises OfprotoError with the OpenFlow error name and changes
 nothing. Single-threaded: the ofproto's owner thread.
 """
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from pyvswitch.openflow import fields as F
 from pyvswitch.openflow import messages as M
@@ -116,6 +122,13 @@ class GroupTable(dict):
                             tuple((b.n_packets, b.n_bytes) for b in g.bucket_stats))
 
 
+# datapath/kernels/meter.py's row layout
+M_RATE, M_CAP, M_TOKENS, M_LAST_NS, M_PKTPS = 0, 1, 2, 3, 4
+M_PASS_PKTS, M_PASS_BYTES, M_DROP_PKTS, M_DROP_BYTES = 5, 6, 7, 8
+METER_COLS = 10
+_ROWS = []      # every row ever handed to the datapath stays alive
+
+
 @dataclass(eq=False)
 class Meter(Counter):
     meter_id: int
@@ -126,9 +139,39 @@ class Meter(Counter):
     n_packets: int = 0
     n_bytes: int = 0
     used: float = 0.0
+    row: object = None          # the token bucket (np.int64[METER_COLS])
+    band: int = -1              # index of the enforced drop band
 
     def __post_init__(self):
         self.band_stats = [Counter() for _ in self.bands]
+        drops = [i for i, b in enumerate(self.bands) if b.type == "drop"]
+        if drops:
+            self.band = min(drops, key=lambda i: self.bands[i].rate)
+            b = self.bands[self.band]
+            pktps = bool(self.flags & M.METER_PKTPS)
+            burst = b.burst_size if self.flags & M.METER_BURST and b.burst_size else b.rate
+            row = np.zeros(METER_COLS, np.int64)
+            row[M_RATE] = b.rate
+            row[M_CAP] = row[M_TOKENS] = burst * 1000
+            row[M_PKTPS] = int(pktps)
+            _ROWS.append(row)
+            self.row = row
+
+    @property
+    def address(self):
+        return int(self.row.ctypes.data) if self.row is not None else None
+
+    def counts(self):
+        """(packets in, bytes in, per-band (packets, bytes)) from the datapath
+        row plus what the slow path counted."""
+        r = self.row
+        if r is None:
+            return self.n_packets, self.n_bytes, [(0, 0) for _ in self.bands]
+        pk = int(r[M_PASS_PKTS] + r[M_DROP_PKTS])
+        by = int(r[M_PASS_BYTES] + r[M_DROP_BYTES])
+        bands = [(int(r[M_DROP_PKTS]), int(r[M_DROP_BYTES])) if i == self.band else (0, 0)
+                 for i in range(len(self.bands))]
+        return pk, by, bands
 
 
 class MeterTable(dict):
@@ -166,6 +209,6 @@ class MeterTable(dict):
     def stats(self, mid, now, flow_count):
         m = self[mid]
         dur = max(0.0, now - m.created)
-        return M.MeterStats(mid, flow_count, m.n_packets, m.n_bytes, int(dur),
-                            int(dur % 1 * 1e9),
-                            tuple((b.n_packets, b.n_bytes) for b in m.band_stats))
+        packets, nbytes, bands = m.counts()
+        return M.MeterStats(mid, flow_count, packets, nbytes, int(dur),
+                            int(dur % 1 * 1e9), tuple(bands))

@@ -7,9 +7,16 @@ timeouts expired by `run(now)`, the ports map (name <-> ofport <-> dp_port)
 with each port's VLAN config, and NORMAL's fdb. A new bridge starts with
 `priority=0,actions=NORMAL` in table 0, as Open vSwitch; a table miss drops.
 
+Conjunction clause rules (only conjunction/note actions) are kept per table
+beside the classifier (`conj_clauses`), which xlate consults; groups and
+meters live in groups.py's tables (API: groupmeter.py); the controller path
+(`packet_in`, `on_packet_in`) is packetin.py's. check_overlap refuses an add
+that overlaps a rule of the same priority (OFPFMFC_OVERLAP); a flow naming a
+missing group or meter is refused.
+
 `version` increases on every change that can alter a translation (flows,
-ports, VLAN config, fdb learning/expiry/flush); the datapath revalidates its
-megaflows when it moves.
+ports and their liveness, VLAN config, groups, meters, fdb
+learning/expiry/flush); the datapath revalidates its megaflows when it moves.
 
 Time is always an argument (`now`, seconds as a float from the caller's
 clock). No I/O. Single-threaded: the main (control) thread owns it.
@@ -95,6 +102,7 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         self.tables = {}                 # table_id -> Classifier
         self.conj = {}                   # table_id -> [conjunction clause rules]
         self.groups = GroupTable()
+        self.mirrors = ()                # mirror.Mirror, set by set_mirrors
         self.meters = MeterTable()
         PacketInMixin.__init__(self)
         self.ports = {}                  # ofport -> Port
@@ -178,6 +186,13 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         p = self.ports.get(ofport)
         return p.name if p else None
 
+    def set_mirrors(self, mirrors):
+        """Install the bridge's mirrors (mirror.Mirror objects)."""
+        mirrors = tuple(mirrors)
+        if mirrors != self.mirrors:
+            self.mirrors = mirrors
+            self.bump()
+
     def port_live(self, ofport):
         p = self.ports.get(ofport)
         return p is not None and p.live
@@ -238,8 +253,9 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         return False
 
     def _unlink(self, rule):
-        if rule in self.conj.get(rule.table_id, ()):
-            self.conj[rule.table_id].remove(rule)
+        clauses = self.conj.get(rule.table_id, ())
+        if any(r is rule for r in clauses):
+            clauses.remove(rule)
         else:
             self.tables[rule.table_id].remove(rule)
 
@@ -258,9 +274,7 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
             rule.write_actions, rule.clear_actions = fm.write_actions, fm.clear_actions
             rule.write_metadata, rule.meter = fm.write_metadata, fm.meter
             if rule.is_conj != was_conj:      # moves between clause list and table
-                rule.actions = () if was_conj else (A.Conjunction(0, 1, 2),)
                 self._unlink(rule)
-                rule.actions = tuple(fm.actions)
                 if rule.is_conj:
                     self.conj.setdefault(rule.table_id, []).append(rule)
                     self.conj[rule.table_id].sort(key=lambda r: (-r.priority, r.seq))

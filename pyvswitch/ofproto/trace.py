@@ -141,6 +141,8 @@ def format_dp_actions(actions):
             out.append(f"set({hdr}({key}={text}))")
         elif a[0] == "userspace":
             out.append(f"userspace(pid=0,userdata({a[1]:016x}))")
+        elif a[0] == "meter":
+            out.append(f"meter({a[1]:#x})")
         elif a[0] == "set_vlan":
             out.append(f"set(vlan(vid={a[1] & 0xFFF},pcp={a[1] >> 13}))")
         else:

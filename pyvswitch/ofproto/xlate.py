@@ -41,6 +41,7 @@ import numpy as np
 from pyvswitch.datapath import layout
 from pyvswitch.openflow import actions as A
 from pyvswitch.openflow import fields as F
+from pyvswitch.ofproto import mirror as MI
 from pyvswitch.ofproto import normal as N
 from pyvswitch.ofproto.xlate_commit import commit_fields
 
@@ -79,6 +80,8 @@ class _Ctx:
         self.in_tci = self.dp_tci = tci if tci & CFI else 0   # no tag, no PCP
         put(flow, "vlan_tci", self.in_tci)
         self.base = list(flow)     # the packet's headers as the datapath has them
+        self.mirrored = set()      # mirrors that already sent their copy
+        self.in_port = 0           # the ofport the packet came in on
 
     def note(self, text, extra=0):
         if self.trace is not None:
@@ -117,6 +120,9 @@ def xlate(ofp, key, now, learn=True, set_vlan=False, trace=False):
         ctx.note("drop (" + ctx.error + ")")
     else:
         put(flow, "in_port", port.ofport)
+        ctx.in_port = port.ofport
+        if ctx.ofp.mirrors:
+            MI.mirror_input(ctx, lambda p: _emit(ctx, p, ctx.in_tci, mirror=False))
         _table(ctx, 0)
         if ctx.action_set and not ctx.error:
             XA.run_action_set(ctx)
@@ -147,6 +153,9 @@ def _table(ctx, table_id):
     ctx.table_id, ctx.rule = table_id, rule
     acts = rule.actions
     goto = acts[-1] if acts and isinstance(acts[-1], A.GotoTable) else None
+    if getattr(rule, "meter", None) is not None:
+        ctx.note(f"meter:{rule.meter}")
+        XA.meter(ctx, rule.meter)
     run_actions(ctx, acts[:-1] if goto else acts)
     if not ctx.error:
         XA.instructions(ctx, rule)
@@ -250,7 +259,7 @@ def _commit_vlan(ctx, target):
     ctx.dp_tci = target
 
 
-def _emit(ctx, ofport, tci):
+def _emit(ctx, ofport, tci, mirror=True):
     port = ctx.ofp.ports.get(ofport)
     if port is None:
         ctx.note(f"-> output to nonexistent port {ofport}", 1)
@@ -258,6 +267,8 @@ def _emit(ctx, ofport, tci):
     commit_fields(ctx)
     _commit_vlan(ctx, tci)
     ctx.actions.append(("output", port.dp_port))
+    if mirror and ctx.ofp.mirrors:
+        MI.mirror_output(ctx, ofport, lambda p: _emit(ctx, p, tci, mirror=False))
 
 
 def commit(ctx):

@@ -13,7 +13,8 @@ True ends the current action list (dec_ttl on an expired TTL, as OVS).
   (reason invalid_ttl) when ofproto has a packet-in consumer, else drops it.
 - controller: commit, then ('userspace', arg) with arg from ofproto's
   controller table (reason, max_len, table, cookie, userdata, pipeline).
-- group: xlate_group.py. meter: traced, not enforced yet. ct: traced, left to
+- group: xlate_group.py. meter (instruction or action): ('meter', addr) of
+  the meter's token bucket, enforced by the datapath. ct: traced, left to
   the conntrack work. note, conjunction (outside a lookup): nothing.
 - instructions and the action set (write_actions / clear_actions /
   write_metadata), executed at the end of the pipeline in OpenFlow's order.
@@ -217,8 +218,21 @@ def run_action_set(ctx):
     X.run_actions(ctx, acts)
 
 
+def meter(ctx, meter_id):
+    """The packet goes through meter `meter_id`'s token bucket (datapath)."""
+    m = ctx.ofp.meters.get(meter_id)
+    if m is None:
+        ctx.note(f"-> meter {meter_id} does not exist: drop", 1)
+        ctx.error = ctx.error or f"meter {meter_id} does not exist"
+        return
+    if m.address is None:
+        ctx.note(f"-> meter {meter_id} has no drop band: not enforced", 1)
+        return
+    ctx.actions.append(("meter", m.address))
+
+
 def _meter(ctx, act):
-    ctx.note("-> meters are not enforced yet", 1)
+    meter(ctx, act.meter_id)
 
 
 def _ct(ctx, act):

@@ -196,3 +196,66 @@ def test_trace_multi_table(br):
 
 def test_write_actions_parse_in_bucket_text():
     assert parse_actions("output:1,group:2")
+
+
+def test_meter_rows_match_the_datapath_layout(br):
+    from pyvswitch.datapath.kernels import meter as MT
+    from pyvswitch.ofproto import groups as G
+    for name in ("M_RATE", "M_CAP", "M_TOKENS", "M_LAST_NS", "M_PKTPS", "M_PASS_PKTS",
+                 "M_PASS_BYTES", "M_DROP_PKTS", "M_DROP_BYTES", "METER_COLS"):
+        assert getattr(G, name) == getattr(MT, name)
+    from pyvswitch.openflow.text_group import parse_meter
+    br.meter_mod(parse_meter("meter=1,pktps,burst,band=type=drop,rate=10,burst_size=5"))
+    br.add_flow("in_port=1,actions=meter:1,output:2")
+    r = xlate(br, TCP, 0)
+    addr = br.meters[1].address
+    assert r.actions == [("meter", addr), ("output", 12)]
+    row = br.meters[1].row
+    assert (row[MT.M_RATE], row[MT.M_CAP], row[MT.M_PKTPS]) == (10, 5000, 1)
+    for i in range(8):
+        MT.meter_pass_ref(row, 100, 1 + i)
+    (s,) = br.meter_stats()
+    assert (s.flow_count, s.packet_in_count, s.byte_in_count, s.bands) == (1, 8, 800, ((3, 300),))
+
+
+def test_conjunction_clauses_follow_flow_mods(br):
+    br.add_flow("priority=5,ip,nw_src=10.0.0.1,actions=conjunction(7,1/2)")
+    br.add_flow("priority=5,tcp,tp_dst=80,actions=conjunction(7,2/2)")
+    br.add_flow("priority=5,conj_id=7,actions=output:2")
+    assert xlate(br, TCP, 0).actions == [("output", 12)]
+    br.mod_flows("tcp,tp_dst=80,actions=output:3", strict=False)   # no longer a clause
+    assert xlate(br, TCP, 0).actions == [("output", 13)]
+    br.mod_flows("tcp,tp_dst=80,actions=conjunction(7,2/2)")
+    assert xlate(br, TCP, 0).actions == [("output", 12)]
+    br.del_flows("ip,nw_src=10.0.0.1")
+    assert xlate(br, TCP, 0).actions == []
+    assert len(br.dump_flows().splitlines()) == 2
+
+
+def test_check_overlap_and_out_group(br):
+    br.add_flow("priority=5,in_port=1,actions=output:2")
+    with pytest.raises(OfprotoError, match="OFPFMFC_OVERLAP"):
+        br.add_flow("priority=5,ip,check_overlap,actions=drop")
+    br.add_flow("priority=6,ip,check_overlap,actions=drop")
+    _group(br, "group_id=4,type=all,bucket=output:3")
+    br.add_flow("priority=7,in_port=2,actions=group:4")
+    assert br.dump_flows("out_group=4").count("\n") == 1
+    assert br.dump_flows("", stats=False, sort=(None, False)).splitlines()[0] == \
+        " priority=5,in_port=1 actions=output:2"
+
+
+def test_mirrors(br):
+    from pyvswitch.ofproto.mirror import Mirror
+    br.add_flow("in_port=1,actions=mod_dl_src:0a:00:00:00:00:05,output:2")
+    br.set_mirrors([Mirror("m1", 3, src=frozenset({1}))])
+    r = xlate(br, TCP, 0)
+    assert r.actions == [("output", 13), ("set", "eth_src", 0x0A0000000005, 2**48 - 1),
+                         ("output", 12)]
+    br.set_mirrors([Mirror("m2", 3, dst=frozenset({2}))])
+    assert xlate(br, TCP, 0).actions == [("set", "eth_src", 0x0A0000000005, 2**48 - 1),
+                                         ("output", 12), ("output", 13)]
+    br.set_mirrors([Mirror("m3", 3, select_all=True, vlans=frozenset({10}))])
+    r = xlate(br, TCP, 0)
+    assert ("output", 13) not in r.actions and mask(r)["vlan_tci"] & 0xFFF == 0xFFF
+    br.set_mirrors([Mirror("m4", 1, select_all=True)])    # never back to in_port
+    assert xlate(br, TCP, 0).actions[-1] == ("output", 12)
