@@ -100,7 +100,10 @@ class Ports:
             if fe.server:
                 fe.listen()
         for fe in self.fes:
-            fe.start(timeout=self.timeout)
+            try:
+                fe.start(timeout=self.timeout)
+            except OSError as e:
+                raise OSError(f"{fe.path}: {e.strerror or e}") from e
         self.R = K.ring_table(self.fes)
 
     def kick_all(self):
