@@ -86,6 +86,7 @@ def net():
     lab = Lab(prefix="pvc")
     rundir = lab.tempdir("run")
     cli = Cli(rundir)
+    cli.rundir = rundir
     try:
         lab.start_daemon(rundir, env=cli.env)
         cli("pvs-vsctl", "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
@@ -175,3 +176,9 @@ def test_del_controller_restores_normal(net):
     wait_for(lambda: "priority=0 actions=NORMAL" in net("pvs-ofctl", "dump-flows", "br0"), 5,
              "the NORMAL flow back")
     assert passes(net, A, B, "pb", b"normal-again")
+
+
+def test_daemon_log_has_no_tracebacks(net):
+    with open(os.path.join(net.rundir, "pvs-vswitchd.log")) as f:
+        log = f.read()
+    assert "Traceback" not in log and "|ERR|" not in log, log[-3000:]

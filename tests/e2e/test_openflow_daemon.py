@@ -187,3 +187,9 @@ def test_flooding_connection_does_not_starve_others(sw):
     assert "actions=NORMAL" in out and took < 5, took
     assert passes(sw, A, B, "pb", b"during-flood")
     s.close()
+
+
+def test_daemon_log_has_no_tracebacks(sw):
+    with open(os.path.join(sw.rundir, "pvs-vswitchd.log")) as f:
+        log = f.read()
+    assert "Traceback" not in log and "|ERR|" not in log, log[-3000:]
