@@ -189,6 +189,74 @@ def test_flooding_connection_does_not_starve_others(sw):
     s.close()
 
 
+def _async_conn(sw):
+    """A 1.3 service connection that asked for flow-removed and port-status."""
+    s, fr = _raw_conn(sw)
+    pend = []
+    _skip_hello(s, fr, pend)
+    s.sendall(wire.encode(M.SetAsync((3, 0), (7, 7), (15, 0)), 4, 2))
+    return s, fr, pend
+
+
+def _wait_msg(s, fr, pend, cls, timeout=5.0):
+    deadline = time.time() + timeout
+    s.settimeout(0.2)
+    while time.time() < deadline:
+        try:
+            msg = _next(s, fr, pend)
+        except socket.timeout:
+            continue
+        if isinstance(msg, cls):
+            return msg
+    return None
+
+
+def test_flow_removed_on_idle_timeout_and_delete(sw):
+    s, fr, pend = _async_conn(sw)
+    sw("pvs-ofctl", "add-flow", "br0", "priority=222,idle_timeout=1,send_flow_rem,"
+       "dl_type=0x88b6,actions=drop")
+    msg = _wait_msg(s, fr, pend, M.FlowRemoved)
+    assert msg is not None and msg.priority == 222 and msg.reason == 0      # idle
+    sw("pvs-ofctl", "add-flow", "br0", "priority=223,send_flow_rem,dl_type=0x88b6,actions=drop")
+    sw("pvs-ofctl", "del-flows", "br0", "dl_type=0x88b6")
+    msg = _wait_msg(s, fr, pend, M.FlowRemoved)
+    assert msg is not None and msg.priority == 223 and msg.reason == 2      # delete
+    s.close()
+
+
+def test_port_status_when_a_port_comes_and_goes(sw):
+    s, fr, pend = _async_conn(sw)
+    sw("pvs-vsctl", "add-port", "br0", "pz", "--", "set", "Interface", "pz", "type=dummy",
+       "ofport_request=9")
+    msg = _wait_msg(s, fr, pend, M.PortStatus)
+    assert msg is not None and (msg.reason, msg.desc.name, msg.desc.port_no) == (0, "pz", 9)
+    sw("pvs-vsctl", "del-port", "br0", "pz")
+    msg = _wait_msg(s, fr, pend, M.PortStatus)
+    assert msg is not None and (msg.reason, msg.desc.name) == (1, "pz")
+    s.close()
+
+
+@pytest.mark.skipif(OVS_OFCTL is None, reason="ovs-ofctl not installed")
+def test_ovs_ofctl_groups_and_meters(sw):
+    t = "unix:" + sw.mgmt
+    ovs(sw, "-O", "OpenFlow13", "add-group", t, "group_id=5,type=all,bucket=output:2")
+    assert "group_id=5,type=all,bucket=actions=output:2" in ovs(sw, "-O", "OpenFlow13",
+                                                                 "dump-groups", t)
+    assert "group_id=5" in ovs(sw, "-O", "OpenFlow10", "dump-groups", t)
+    ovs(sw, "-O", "OpenFlow13", "add-flow", t, "priority=300,dl_type=0x88b7,actions=group:5")
+    sw.capture("pb", want=0, timeout=0)
+    sw("pvs-appctl", "netdev-dummy/receive", "pa", bytes.fromhex(
+        "020000000099" "020000000098" "88b7").ljust(60, b"\0").hex())
+    assert len(sw.capture("pb", want=1)) == 1                               # through the group
+    ovs(sw, "-O", "OpenFlow13", "add-meter", t, "meter=3,pktps,band=type=drop,rate=100")
+    assert "meter=3 pktps bands=" in ovs(sw, "-O", "OpenFlow13", "dump-meters", t)
+    assert "meter:3" in ovs(sw, "-O", "OpenFlow13", "meter-stats", t)
+    ovs(sw, "-O", "OpenFlow13", "del-flows", t, "dl_type=0x88b7")
+    ovs(sw, "-O", "OpenFlow13", "del-groups", t)
+    ovs(sw, "-O", "OpenFlow13", "del-meters", t)
+    assert "group_id" not in ovs(sw, "-O", "OpenFlow13", "dump-groups", t)
+
+
 def test_daemon_log_has_no_tracebacks(sw):
     with open(os.path.join(sw.rundir, "pvs-vswitchd.log")) as f:
         log = f.read()
