@@ -26,6 +26,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/ne
                                 reason="the bridge's internal port needs root and /dev/net/tun")
 APP = os.path.join(os.path.dirname(__file__), "osken_l2.py")
 FAIL_OPEN_COOKIE = "0xfa110fe0"
+BR = f"pvc{os.getpid() % 4096:03x}br"   # unique: the internal port is a kernel device
 
 
 def free_port():
@@ -89,16 +90,16 @@ def net():
     cli.rundir = rundir
     try:
         lab.start_daemon(rundir, env=cli.env)
-        cli("pvs-vsctl", "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
-            "--", "add-port", "br0", "pa", "--", "set", "Interface", "pa", "type=dummy",
+        cli("pvs-vsctl", "add-br", BR, "--", "set", "bridge", BR, "datapath_type=netdev",
+            "--", "add-port", BR, "pa", "--", "set", "Interface", "pa", "type=dummy",
             "ofport_request=1",
-            "--", "add-port", "br0", "pb", "--", "set", "Interface", "pb", "type=dummy",
+            "--", "add-port", BR, "pb", "--", "set", "Interface", "pb", "type=dummy",
             "ofport_request=2")
         ctl = cli.ctl = Controller(lab, free_port())
         ctl.start()
         cli("pvs-vsctl", "--", "--id=@c", "create", "Controller",
             f"target=\"tcp:127.0.0.1:{ctl.port}\"", "inactivity_probe=1000", "max_backoff=1000",
-            "--", "set", "Bridge", "br0", "controller=@c")
+            "--", "set", "Bridge", BR, "controller=@c")
         yield cli
     finally:
         if getattr(cli, "ctl", None) is not None:
@@ -116,7 +117,7 @@ def test_controller_connects_and_drives_the_switch(net):
     # the packet-out os-ken sent on connect left on port 2
     got = net.capture("pb", want=1, timeout=3)
     assert any(b"osken-hello" in f for f in got)
-    flows = net("pvs-ofctl", "dump-flows", "br0")
+    flows = net("pvs-ofctl", "dump-flows", BR)
     assert "priority=0 actions=CONTROLLER:65535" in flows
 
 
@@ -135,8 +136,8 @@ def test_l2_learning_through_packet_ins(net):
     assert any(b"l2-2" in f for f in net.capture("pa", want=1))
     wait_for(lambda: any(ln[2] == B and ln[3] == A for ln in net.ctl.lines("FLOW")), 5,
              "a learned flow")
-    assert f"dl_src={B},dl_dst={A}" in net("pvs-ofctl", "dump-flows", "br0") or \
-        f"dl_dst={A}" in net("pvs-ofctl", "dump-flows", "br0")
+    assert f"dl_src={B},dl_dst={A}" in net("pvs-ofctl", "dump-flows", BR) or \
+        f"dl_dst={A}" in net("pvs-ofctl", "dump-flows", BR)
 
 
 def test_standalone_fails_open_then_reconnects(net):
@@ -144,36 +145,36 @@ def test_standalone_fails_open_then_reconnects(net):
     net.ctl.stop()
     wait_for(lambda: not connected(net), 10, "is_connected false")
     # 3 x inactivity_probe (1 s) after the disconnection: NORMAL takes over
-    wait_for(lambda: FAIL_OPEN_COOKIE in net("pvs-ofctl", "dump-flows", "br0"), 10,
+    wait_for(lambda: FAIL_OPEN_COOKIE in net("pvs-ofctl", "dump-flows", BR), 10,
              "the fail-open flow")
     assert passes(net, "02:00:00:00:01:0a", "02:00:00:00:01:0b", "pb", b"fail-open")
     net.ctl.start()
     wait_for(lambda: connected(net), 15, "reconnection")
-    wait_for(lambda: FAIL_OPEN_COOKIE not in net("pvs-ofctl", "dump-flows", "br0"), 5,
+    wait_for(lambda: FAIL_OPEN_COOKIE not in net("pvs-ofctl", "dump-flows", BR), 5,
              "the fail-open flow removed")
 
 
 def test_secure_keeps_flows_and_forwards_nothing(net):
     wait_for(lambda: connected(net), 15, "is_connected: true")
-    net("pvs-vsctl", "set-fail-mode", "br0", "secure")
+    net("pvs-vsctl", "set-fail-mode", BR, "secure")
     net.ctl.stop()
     wait_for(lambda: not connected(net), 10, "is_connected false")
     time.sleep(4)                      # longer than the standalone fail-open delay
-    flows = net("pvs-ofctl", "dump-flows", "br0")
+    flows = net("pvs-ofctl", "dump-flows", BR)
     assert FAIL_OPEN_COOKIE not in flows and "actions=CONTROLLER:65535" in flows
     assert not passes(net, "02:00:00:00:02:0a", "02:00:00:00:02:0b", "pb", b"secure")
-    net("pvs-vsctl", "set-fail-mode", "br0", "standalone")
+    net("pvs-vsctl", "set-fail-mode", BR, "standalone")
     net.ctl.start()
     wait_for(lambda: connected(net), 15, "reconnection")
 
 
 def test_del_controller_restores_normal(net):
-    net("pvs-vsctl", "del-controller", "br0")
+    net("pvs-vsctl", "del-controller", BR)
     wait_for(lambda: "Controller" not in net("pvs-vsctl", "show"), 5, "controller removed")
-    net("pvs-ofctl", "del-flows", "br0")
-    net("pvs-vsctl", "set-fail-mode", "br0", "secure")
-    net("pvs-vsctl", "set-fail-mode", "br0", "standalone")
-    wait_for(lambda: "priority=0 actions=NORMAL" in net("pvs-ofctl", "dump-flows", "br0"), 5,
+    net("pvs-ofctl", "del-flows", BR)
+    net("pvs-vsctl", "set-fail-mode", BR, "secure")
+    net("pvs-vsctl", "set-fail-mode", BR, "standalone")
+    wait_for(lambda: "priority=0 actions=NORMAL" in net("pvs-ofctl", "dump-flows", BR), 5,
              "the NORMAL flow back")
     assert passes(net, A, B, "pb", b"normal-again")
 

@@ -1,7 +1,8 @@
 """OpenFlow on the daemon's management socket: Open vSwitch's ovs-ofctl (1.0
 and 1.3), pvs-ofctl over the wire, malformed and flooding connections.
 
-The daemon has bridge br0 with dummy ports pa (ofport 1) and pb (2); frames
+The daemon has bridge BR (a per-process name: its internal port is a kernel
+device, and other test runs may be using br0) with dummy ports pa (ofport 1) and pb (2); frames
 go in with netdev-dummy/receive and come out with netdev-dummy/capture.
 """
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/ne
                                 reason="the bridge's internal port needs root and /dev/net/tun")
 OVS_OFCTL = shutil.which("ovs-ofctl")
 A, B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
+BR = f"pvo{os.getpid() % 4096:03x}br"   # unique: the internal port is a kernel device
 
 
 def frame(src, dst, tag=b"e2e"):
@@ -36,13 +38,13 @@ def sw():
     rundir = lab.tempdir("run")
     cli = Cli(rundir)
     cli.rundir = rundir
-    cli.mgmt = os.path.join(rundir, "br0.mgmt")
+    cli.mgmt = os.path.join(rundir, f"{BR}.mgmt")
     try:
         lab.start_daemon(rundir, env=cli.env)
-        cli("pvs-vsctl", "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
-            "--", "add-port", "br0", "pa", "--", "set", "Interface", "pa", "type=dummy",
+        cli("pvs-vsctl", "add-br", BR, "--", "set", "bridge", BR, "datapath_type=netdev",
+            "--", "add-port", BR, "pa", "--", "set", "Interface", "pa", "type=dummy",
             "ofport_request=1",
-            "--", "add-port", "br0", "pb", "--", "set", "Interface", "pb", "type=dummy",
+            "--", "add-port", BR, "pb", "--", "set", "Interface", "pb", "type=dummy",
             "ofport_request=2")
         yield cli
     finally:
@@ -74,7 +76,7 @@ def test_ovs_ofctl(sw, proto):
     t = "unix:" + sw.mgmt
     out = ovs(sw, "-O", proto, "show", t)
     assert "OFPT_FEATURES_REPLY" in out and "1(pa): addr:" in out and "2(pb): addr:" in out
-    assert "LOCAL(br0)" in out
+    assert f"LOCAL({BR})" in out
     ovs(sw, "-O", proto, "add-flow", t, "priority=100,in_port=1,actions=drop")
     out = ovs(sw, "-O", proto, "dump-flows", t)
     assert "priority=100,in_port=1 actions=drop" in out and "actions=NORMAL" in out
@@ -90,9 +92,9 @@ def test_ovs_ofctl(sw, proto):
 
 
 def test_pvs_ofctl_is_wire_and_pvs_vsctl_agrees(sw):
-    out = sw("pvs-ofctl", "show", "br0")
+    out = sw("pvs-ofctl", "show", BR)
     assert out.startswith("OFPT_FEATURES_REPLY (OF1.3)") and " 1(pa)" in out
-    out = sw("pvs-ofctl", "-O", "OpenFlow10", "show", "br0")
+    out = sw("pvs-ofctl", "-O", "OpenFlow10", "show", BR)
     assert out.startswith("OFPT_FEATURES_REPLY (xid=0x2)")
     out = sw("pvs-ofctl", "show", "unix:" + sw.mgmt)
     assert " 2(pb)" in out
@@ -143,7 +145,7 @@ def test_malformed_messages_get_errors_connection_survives(sw):
     s.sendall(wire.encode(M.EchoRequest(b"still"), 4, 10))
     assert _next(s, fr, pend) == M.EchoReply(b"still")
     # the daemon and other clients are fine
-    assert sw("pvs-ofctl", "dump-flows", "br0").count("actions=") >= 1
+    assert sw("pvs-ofctl", "dump-flows", BR).count("actions=") >= 1
     s.sendall(struct.pack("!BBHI", 4, 2, 3, 11))            # length 3: stream broken
     msg = _next(s, fr, pend)
     assert isinstance(msg, M.Error) and msg.name == "OFPBRC_BAD_LEN"
@@ -162,7 +164,7 @@ def test_garbage_and_hostile_streams(sw):
             s.sendall(wire.encode(M.Hello((4,)), 4, 1))
         s.sendall(bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 3000))))
         s.close()
-    assert "1(pa)" in sw("pvs-ofctl", "show", "br0")
+    assert "1(pa)" in sw("pvs-ofctl", "show", BR)
     assert passes(sw, A, B, "pb", b"after-garbage")
 
 
@@ -182,7 +184,7 @@ def test_flooding_connection_does_not_starve_others(sw):
         if time.time() - t0 > 0.3:
             break
     t1 = time.time()
-    out = sw("pvs-ofctl", "dump-flows", "br0")
+    out = sw("pvs-ofctl", "dump-flows", BR)
     took = time.time() - t1
     assert "actions=NORMAL" in out and took < 5, took
     assert passes(sw, A, B, "pb", b"during-flood")
@@ -213,12 +215,12 @@ def _wait_msg(s, fr, pend, cls, timeout=5.0):
 
 def test_flow_removed_on_idle_timeout_and_delete(sw):
     s, fr, pend = _async_conn(sw)
-    sw("pvs-ofctl", "add-flow", "br0", "priority=222,idle_timeout=1,send_flow_rem,"
+    sw("pvs-ofctl", "add-flow", BR, "priority=222,idle_timeout=1,send_flow_rem,"
        "dl_type=0x88b6,actions=drop")
     msg = _wait_msg(s, fr, pend, M.FlowRemoved)
     assert msg is not None and msg.priority == 222 and msg.reason == 0      # idle
-    sw("pvs-ofctl", "add-flow", "br0", "priority=223,send_flow_rem,dl_type=0x88b6,actions=drop")
-    sw("pvs-ofctl", "del-flows", "br0", "dl_type=0x88b6")
+    sw("pvs-ofctl", "add-flow", BR, "priority=223,send_flow_rem,dl_type=0x88b6,actions=drop")
+    sw("pvs-ofctl", "del-flows", BR, "dl_type=0x88b6")
     msg = _wait_msg(s, fr, pend, M.FlowRemoved)
     assert msg is not None and msg.priority == 223 and msg.reason == 2      # delete
     s.close()
@@ -226,11 +228,11 @@ def test_flow_removed_on_idle_timeout_and_delete(sw):
 
 def test_port_status_when_a_port_comes_and_goes(sw):
     s, fr, pend = _async_conn(sw)
-    sw("pvs-vsctl", "add-port", "br0", "pz", "--", "set", "Interface", "pz", "type=dummy",
+    sw("pvs-vsctl", "add-port", BR, "pz", "--", "set", "Interface", "pz", "type=dummy",
        "ofport_request=9")
     msg = _wait_msg(s, fr, pend, M.PortStatus)
     assert msg is not None and (msg.reason, msg.desc.name, msg.desc.port_no) == (0, "pz", 9)
-    sw("pvs-vsctl", "del-port", "br0", "pz")
+    sw("pvs-vsctl", "del-port", BR, "pz")
     msg = _wait_msg(s, fr, pend, M.PortStatus)
     assert msg is not None and (msg.reason, msg.desc.name) == (1, "pz")
     s.close()
