@@ -26,10 +26,23 @@ NO_BUFFER_LEN = 0xFFFF
 
 class PacketInMixin:
     def __init__(self):
-        self.on_packet_in = None          # callable(M.PacketIn), set by connmgr
+        self._on_packet_in = None         # callable(M.PacketIn), set by connmgr
         self._ctl_args = {}               # entry tuple -> arg
         self._ctl_entries = {}            # arg -> entry tuple
         self.packet_in_stats = {"packet_in": 0, "dropped": 0, "unknown_arg": 0}
+
+    @property
+    def on_packet_in(self):
+        return self._on_packet_in
+
+    @on_packet_in.setter
+    def on_packet_in(self, fn):
+        """Translations depend on whether packet-ins have a consumer (dec_ttl
+        on an expired TTL): gaining or losing one bumps the version."""
+        had = self._on_packet_in is not None
+        self._on_packet_in = fn
+        if had != (fn is not None):
+            self.bump()
 
     def controller_arg(self, reason, max_len, table_id, cookie, userdata=b"",
                        controller_id=0, pipeline=()):

@@ -78,7 +78,9 @@ def _instruction(name, value, ctx, out, acts):
         out["write_actions"] = wa
     elif name == "write_metadata":
         v, m = F.parse_value(F.FIELDS["metadata"], value or "")
-        out["write_metadata"] = (v, m if m is not None else 0)
+        if m is None:
+            raise FlowParseError("write_metadata: a mask of 0 writes nothing")
+        out["write_metadata"] = (v, m)
     else:
         acts.append(A.GotoTable(table_arg(value or "")))
 

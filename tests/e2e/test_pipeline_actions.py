@@ -249,3 +249,28 @@ def test_bad_flows_change_nothing(sw):
         r = flows(sw, "priority=1,in_port=2,actions=drop", bad, ok=False)
         assert r.returncode == 1 and msg in r.stderr, r.stderr
     assert sw("pvs-ofctl", "--no-stats", "dump-flows", "br0") == before
+
+
+def test_meter_drops_over_rate(sw):
+    sw("pvs-ofctl", "del-meters", "br0")
+    sw("pvs-ofctl", "add-meter", "br0", "meter=2,pktps,burst,band=type=drop,rate=1,burst_size=3")
+    flows(sw, "in_port=1,actions=meter:2,output:2")
+    drain(sw, "p2")
+    sw.send("p1", *[v4() for _ in range(20)])
+    got = sw.capture("p2", want=20, timeout=1.0)
+    assert 3 <= len(got) <= 5, len(got)
+    stats = sw("pvs-ofctl", "meter-stats", "br0", "meter=2")
+    assert "meter:2 flow_count:1 packet_in_count:20 " in stats
+    assert f"0: packet_count:{20 - len(got)} " in stats
+
+
+def test_hard_timeout_expires(sw):
+    flows(sw, "hard_timeout=1,in_port=1,actions=output:2", "priority=0,actions=drop")
+    assert "hard_timeout=1" in sw("pvs-ofctl", "--no-stats", "dump-flows", "br0")
+    deadline = time.time() + 5
+    while "hard_timeout" in sw("pvs-ofctl", "--no-stats", "dump-flows", "br0"):
+        assert time.time() < deadline
+        time.sleep(0.2)
+    drain(sw, "p2")
+    sw.send("p1", v4())
+    assert sw.capture("p2", want=1, timeout=0.5) == []

@@ -19,7 +19,7 @@ _MATCH = st.sampled_from([
     "dl_dst=0a:00:00:00:00:02", "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00",
     "tcp", "tcp,tp_dst=80", "udp,tp_dst=0x50/0xf0", "ip,nw_dst=10.0.0.0/8",
     "vlan_tci=0x1000/0x1000", "reg0=5", "reg1=0xa000001", "reg2=0x50/0xf0",
-    "metadata=0x1/0x1", "ip,nw_ttl=1", "ip,nw_ttl=63"])
+    "metadata=0x1/0x1", "ip,nw_ttl=1", "ip,nw_ttl=63", "conj_id=1", "conj_id=2"])
 _ACTION = st.sampled_from([
     "output:1", "output:2", "output:3", "NORMAL", "FLOOD", "ALL", "in_port",
     "mod_vlan_vid:10", "mod_vlan_vid:20", "strip_vlan", "push_vlan:0x8100",
@@ -29,7 +29,8 @@ _ACTION = st.sampled_from([
     "load:5->NXM_NX_REG0[]", "move:NXM_OF_IP_DST[]->NXM_NX_REG1[]",
     "move:NXM_OF_TCP_DST[]->NXM_NX_REG2[0..15]", "output:NXM_NX_REG2[0..1]",
     "move:NXM_NX_REG1[]->NXM_OF_IP_SRC[]", "set_field:0x1->metadata",
-    "controller", "write_actions(output:3)", "clear_actions"])
+    "controller", "write_actions(output:3)", "clear_actions", "conjunction(1,1/2)",
+    "conjunction(1,2/2)", "conjunction(2,1/2)", "conjunction(2,2/2)"])
 
 
 @st.composite
@@ -46,6 +47,8 @@ def bridges(draw):
     for _ in range(draw(st.integers(0, 8))):
         table = draw(st.integers(0, 1))
         acts = draw(st.lists(_ACTION, max_size=3))
+        conj = [a for a in acts if a.startswith("conjunction")]
+        acts = conj or acts              # a clause has only conjunction actions
         instr = [a for a in acts if a.startswith(("write_actions", "clear_actions"))]
         acts = ",".join([a for a in acts if a not in instr] + instr[:1]) or "drop"
         match = draw(_MATCH)

@@ -309,10 +309,16 @@ def test_roundtrip_property(fm):
 _ALPHABET = st.sampled_from(list("=,:()/ .x0123456789abcdef") +
                             ["in_port", "actions", "output", "tcp", "tp_dst",
                              "nw_src", "resubmit", "dl_vlan", "priority",
-                             "drop", "cookie", "mod_vlan_vid", "\x00", "é"])
+                             "drop", "cookie", "mod_vlan_vid", "\x00", "é",
+                             "set_field", "load", "move", "->", "[", "]", "..", "reg0",
+                             "NXM_NX_REG1", "conjunction", "ct", "exec", "write_actions",
+                             "clear_actions", "write_metadata", "meter", "group", "note",
+                             "controller", "reason", "ct_state", "+trk", "-new", "dec_ttl",
+                             "nd_target", "icmp6", "ipv6_src", "conj_id", "mod_nw_tos",
+                             "mod_tp_src", "set_tunnel", "output:reg0[0..15]", "zone"])
 
 
-@settings(max_examples=500)
+@settings(max_examples=2000)
 @given(st.one_of(st.text(max_size=40), st.lists(_ALPHABET, max_size=20).map("".join)),
        st.sampled_from(["add", "delete", "dump"]))
 def test_garbage_raises_only_flow_parse_error(text, cmd):
@@ -432,3 +438,15 @@ def test_new_errors(text, msg):
     with pytest.raises(FlowParseError, match=msg.replace("(", r"\(").replace(")", r"\)")
                        .replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
         parse_flow(text)
+
+
+@settings(max_examples=3000)
+@given(st.lists(_ALPHABET, max_size=14).map("".join), st.sampled_from(["", "ip,", "tcp,"]))
+def test_garbage_actions_raise_only_flow_parse_error(text, match):
+    try:
+        fm = parse_flow(match + "actions=" + text)
+    except FlowParseError as e:
+        assert str(e)
+        return
+    canon = format_flow(fm)
+    assert parse_flow(canon) == fm
