@@ -16,7 +16,7 @@ format and NXT_FLOW_MOD_TABLE_ID.
 
 Bounded slices (a flooding peer starves nobody): one `on_readable` reads at
 most READ_CHUNK bytes; whole messages queue in `inbox` and `run_slice`
-handles at most SLICE_MSGS of them. A peer that does not read its replies
+handles at most SLICE_MSGS of them, starting none after SLICE_TIME. A peer that does not read its replies
 stops being read once OUTQ_MAX bytes are waiting to go out (back-pressure);
 reading resumes when the queue drains. `busy` tells the owner to come back
 soon (it wakes the event loop instead of sleeping).
@@ -28,6 +28,7 @@ import collections
 import errno
 import selectors
 import socket
+import time
 import traceback
 
 from pyvswitch.core import vlog
@@ -37,7 +38,8 @@ from pyvswitch.openflow import wire
 log = vlog.Module("ofconn")
 
 READ_CHUNK = 65536
-SLICE_MSGS = 64
+SLICE_MSGS = 256
+SLICE_TIME = 0.02                # s of handling per connection per loop turn
 OUTQ_MAX = 4 << 20
 INBOX_MAX = 1024
 
@@ -143,10 +145,14 @@ class OfConn:
         self.inbox.extend(msgs)
         self._update_events()
 
-    def run_slice(self, now, limit=SLICE_MSGS):
-        """Handle up to `limit` queued messages. Returns how many."""
+    def run_slice(self, now, limit=SLICE_MSGS, budget=SLICE_TIME):
+        """Handle queued messages: at most `limit`, and no new one once
+        `budget` seconds went by (a scheduling bound, measured on the
+        processor clock). Returns how many."""
         n = 0
-        while self.inbox and n < limit and not self.closed:
+        start = time.perf_counter()
+        while self.inbox and n < limit and not self.closed and (
+                n == 0 or time.perf_counter() - start < budget):
             raw = self.inbox.popleft()
             self.last_rx, self.probe_sent = now, None
             self._handle_raw(raw)

@@ -417,7 +417,7 @@ def test_flood_is_sliced(sw):
     conn = next(c for c in sw.mgr.conns)
     before = len(conn.inbox)
     busy = sw.mgr.run(sw.view.t)
-    assert busy and before - len(conn.inbox) <= 64
+    assert busy and before - len(conn.inbox) <= 256
 
 
 def test_parse_target():
