@@ -274,3 +274,36 @@ def test_hard_timeout_expires(sw):
     drain(sw, "p2")
     sw.send("p1", v4())
     assert sw.capture("p2", want=1, timeout=0.5) == []
+
+
+WIRE_FLOWS = [
+    "priority=9,ip,actions=mod_nw_src:1.2.3.4,mod_nw_tos:8,mod_nw_ttl:3,dec_ttl,output:2",
+    "priority=8,tcp,actions=mod_tp_src:1,set_field:10.0.0.0/8->nw_dst,"
+    "load:0x5->NXM_NX_REG0[0..3],move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],"
+    "output:NXM_NX_REG1[0..15]",
+    "priority=7,reg3=0x5,actions=controller(reason=no_match,max_len=100)",
+    "priority=6,ipv6,actions=set_field:2001:db8::1->ipv6_src,output:1",
+    "priority=5,ip,nw_src=10.0.0.0/8,actions=conjunction(1,1/2)",
+]
+
+
+def _meaning(flow_text):
+    """A flow's match and actions with every spelling of a field write
+    (mod_nw_tos, set_field:..->ip_dscp, load:..->NXM_..[a..b]) made one."""
+    from pyvswitch.openflow import actions as OA
+    from pyvswitch.openflow import fields as F
+    from pyvswitch.openflow.text import parse_flow
+    fm = parse_flow(flow_text)
+    acts = tuple(tuple(F.to_flow(F.FIELDS[a.field], a.value, a.mask))
+                 if isinstance(a, OA.SetField) else a for a in fm.actions)
+    return fm.priority, fm.match, acts
+
+
+@pytest.mark.parametrize("flow", WIRE_FLOWS)
+def test_new_actions_over_the_wire(sw, flow):
+    """pvs-ofctl add-flow speaks OpenFlow: the actions survive the codecs
+    (OpenFlow 1.3 spells mod_nw_src as set_field, as ovs-ofctl does)."""
+    flows(sw, "priority=0,actions=drop")
+    sw("pvs-ofctl", "add-flow", "br0", flow)
+    out = sw("pvs-ofctl", "--no-stats", "dump-flows", "br0").splitlines()
+    assert _meaning(flow) in [_meaning(ln.strip()) for ln in out], out
