@@ -27,6 +27,7 @@ Threads: main thread only (except the packet-in callback above).
 """
 
 import os
+import traceback
 
 from pyvswitch.core import vlog
 from pyvswitch.datapath.kernels.parse import parse_packet_ref
@@ -102,6 +103,14 @@ class BridgeView:
         self.sw.flows_changed()
 
 
+def _controller(uuid, c):
+    """A Controller row -> ControllerConfig (ms in the database, s here)."""
+    probe, backoff = c["inactivity_probe"], c["max_backoff"]
+    return ControllerConfig(
+        c["target"], DEFAULT_MAX_BACKOFF if backoff is None else backoff / 1000.0,
+        DEFAULT_PROBE if probe is None else max(0, probe) / 1000.0, uuid)
+
+
 class OfService:
     def __init__(self, sw):
         self.sw = sw
@@ -131,30 +140,27 @@ class OfService:
     def reconfigure(self, snap):
         for name in [n for n in self.mgrs if n not in self.sw.bridges]:
             self.destroy(name)
+        for name in list(self.sw.bridges):
+            try:
+                self._configure(name, snap)
+            except Exception:            # never let OpenFlow take the daemon down
+                log.err("%s: OpenFlow configuration failed: %s", name,
+                        traceback.format_exc())
+        self._port_status()
+
+    def _configure(self, name, snap):
         t = snap.tables
-        for name, br in self.sw.bridges.items():
-            new = name not in self.mgrs
-            mgr = self.mgrs[name] if not new else self.create(name)
-            found = snap.by_name("Bridge", name)
-            if found is None:
-                continue
+        new = name not in self.mgrs
+        mgr = self.mgrs[name] if not new else self.create(name)
+        found = snap.by_name("Bridge", name)
+        if found is not None:
             row = found[1]
-            ctrls = []
-            for cu in row["controller"]:
-                c = t["Controller"].get(cu)
-                if c is None:
-                    continue
-                probe = c["inactivity_probe"]
-                backoff = c["max_backoff"]
-                ctrls.append(ControllerConfig(
-                    c["target"],
-                    DEFAULT_MAX_BACKOFF if backoff is None else backoff / 1000.0,
-                    DEFAULT_PROBE if probe is None else max(0, probe) / 1000.0, cu))
+            ctrls = [_controller(cu, t["Controller"][cu]) for cu in row["controller"]
+                     if cu in t["Controller"]]
             fail_mode = row["fail_mode"] or "standalone"
             if new and fail_mode == "secure":
                 mgr.drop_initial_flow()
             mgr.configure(ctrls, tuple(row["protocols"]), fail_mode)
-        self._port_status()
 
     # --- the loop -------------------------------------------------------------------
     def run(self, now):
@@ -162,8 +168,8 @@ class OfService:
         for mgr in list(self.mgrs.values()):
             try:
                 busy |= mgr.run(now)
-            except Exception as e:   # never let OpenFlow take the daemon down
-                log.err("%s: connmgr: %r", mgr.view.name, e)
+            except Exception:        # never let OpenFlow take the daemon down
+                log.err("%s: connmgr: %s", mgr.view.name, traceback.format_exc())
         if now >= self._next_ports:
             self._next_ports = now + PORT_STATUS_INTERVAL
             self._port_status()
