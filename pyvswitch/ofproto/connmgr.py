@@ -287,6 +287,7 @@ class ConnMgr:
         self.versions = DEFAULT_VERSIONS
         self.fail_mode = "standalone"
         self.remotes = {}                # target -> Listener | Active
+        self.errors = {}                 # target -> why it could not be opened
         self.configs = {}                # target -> ControllerConfig
         self.mgmt = None
         self.conns = []                  # every live OfConn
@@ -329,15 +330,21 @@ class ConnMgr:
             if new is None or (old.probe, old.max_backoff) != (new.probe, new.max_backoff):
                 self.remotes.pop(target).close()
                 self.configs.pop(target, None)
+        for target in [t for t in self.configs if t not in wanted]:
+            del self.configs[target]
+        self.errors = {t: e for t, e in self.errors.items() if t in wanted}
         for target, cfg in wanted.items():
+            self.configs[target] = cfg
             if target in self.remotes:
-                self.configs[target] = cfg
                 continue
             try:
                 self.remotes[target] = self._open(cfg, now)
-                self.configs[target] = cfg
-            except (ValueError, OSError) as e:
-                log.warn("%s: controller %s: %s", self.view.name, target, e)
+                self.errors.pop(target, None)
+            except (ValueError, OSError) as e:   # retried at the next reconfiguration
+                err = getattr(e, "strerror", None) or str(e)
+                if self.errors.get(target) != err:
+                    log.warn("%s: controller %s: %s", self.view.name, target, err)
+                self.errors[target] = err
         if self.configs and self.disconnected_since is None:
             self.disconnected_since = now
         if not self.configs:
@@ -526,7 +533,11 @@ class ConnMgr:
         out = {}
         for target, cfg in self.configs.items():
             r = self.remotes.get(target)
-            if r is None or cfg.key is None:
+            if cfg.key is None:
+                continue
+            if r is None:
+                out[cfg.key] = {"is_connected": False, "role": None, "status": {
+                    "state": "VOID", "last_error": self.errors.get(target, "")}}
                 continue
             live = [c for c in r.conns if c.version]
             role = live[0].role if live else None

@@ -453,3 +453,12 @@ def test_requests_before_eof_are_served(sw):
     p.sock.shutdown(socket.SHUT_WR)
     sw.pump(10)
     assert any(r.priority == 77 for r in sw.view.ofproto.rules())
+
+
+def test_unusable_target_reported(sw):
+    sw.mgr.configure([C.ControllerConfig("ssl:10.0.0.1:6653", key="s")])
+    st = sw.mgr.status()["s"]
+    assert st["is_connected"] is False and st["status"]["state"] == "VOID"
+    assert "unsupported target" in st["status"]["last_error"]
+    sw.mgr.configure([])
+    assert sw.mgr.status() == {}
