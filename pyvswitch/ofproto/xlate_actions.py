@@ -16,12 +16,17 @@ True ends the current action list (dec_ttl on an expired TTL, as OVS).
 - group: xlate_group.py. meter (instruction or action): ('meter', addr) of
   the meter's token bucket, enforced by the datapath. ct: traced, left to
   the conntrack work. note, conjunction (outside a lookup): nothing.
+- learn: the learned flow is added on upcalls (learn=True), its idle time
+  refreshed by the revalidator's replay (learn="refresh"); the fields it
+  reads are un-wildcarded. delete_learned is accepted but not acted on.
 - instructions and the action set (write_actions / clear_actions /
   write_metadata), executed at the end of the pipeline in OpenFlow's order.
 """
 
 from pyvswitch.openflow import actions as A
 from pyvswitch.openflow import fields as F
+from pyvswitch.openflow.match import Match
+from pyvswitch.openflow.text import FlowMod, format_flow
 from pyvswitch.ofproto import xlate as X
 from pyvswitch.ofproto import xlate_commit as XC
 from pyvswitch.ofproto import xlate_group
@@ -235,6 +240,45 @@ def _meter(ctx, act):
     meter(ctx, act.meter_id)
 
 
+def _learn(ctx, act):
+    """Build the learned flow from the packet (the fields read are
+    un-wildcarded); add it on an upcall, refresh its idle time when the
+    revalidator replays (learn="refresh"), nothing otherwise (trace,
+    revalidation)."""
+    match, actions = Match(), []
+    for spec in act.specs:
+        if spec[0] == "output":
+            actions.append(A.Output(read_field(ctx, *spec[1:])))
+            continue
+        kind, dst, start, n, src = spec
+        value = src[1] if src[0] == "imm" else read_field(ctx, src[1], src[2], n)
+        mask = ((1 << n) - 1) << start
+        if kind == "load":
+            actions.append(A.SetField(dst, value << start, mask, "load"))
+            continue
+        pv, pm = match.get(dst) or (0, 0)
+        match = match.with_field(dst, (pv & ~mask) | (value << start), pm | mask)
+    try:
+        match.check_prereqs()
+    except ValueError as e:
+        ctx.note(f"-> learned flow not added: {e}", 1)
+        return
+    fm = FlowMod("add", match, act.priority, tuple(actions), act.table, act.cookie,
+                 idle_timeout=act.idle_timeout, hard_timeout=act.hard_timeout,
+                 flags=act.flags - {"delete_learned"})
+    ofp = ctx.ofp
+    key, mask = match.key_mask()
+    old = ofp._find_exact(act.table, key, mask, act.priority)
+    ctx.note("-> learned " + format_flow(fm, ofp.port_name), 1)
+    if ctx.learn is True:
+        if old is not None and old.actions == fm.actions:
+            old.used = old.modified = ctx.now
+        else:
+            ofp.add_flow(fm, ctx.now)
+    elif ctx.learn == "refresh" and old is not None:
+        old.used = max(old.used, ctx.now)
+
+
 def _ct(ctx, act):
     ctx.note("-> connection tracking is not implemented yet: ct ignored", 1)
 
@@ -257,4 +301,5 @@ X._HANDLERS.update({
     A.CtClear: lambda ctx, a: None,
     A.Note: lambda ctx, a: None,
     A.Conjunction: lambda ctx, a: None,
+    A.Learn: _learn,
 })

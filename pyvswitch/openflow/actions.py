@@ -267,6 +267,51 @@ class Ct:
 
 
 @dataclass(frozen=True)
+class Learn:
+    """learn(...): add or refresh a flow built from the packet. specs are
+    ("match", dst, dst_start, n_bits, src), ("load", dst, dst_start, n_bits,
+    src) and ("output", field, start, n_bits); src is ("field", name, start)
+    or ("imm", value)."""
+    table: int = 1
+    priority: int = 32768
+    idle_timeout: int = 0
+    hard_timeout: int = 0
+    cookie: int = 0
+    flags: frozenset = frozenset()
+    specs: tuple = ()
+
+    def to_text(self, namer=None):
+        opts = [f"table={self.table}"]
+        for name, default in (("idle_timeout", 0), ("hard_timeout", 0),
+                              ("priority", 32768), ("cookie", 0)):
+            value = getattr(self, name)
+            if value != default:
+                opts.append(f"{name}={value:#x}" if name == "cookie" else f"{name}={value}")
+        opts += sorted(self.flags)
+        opts += [_learn_spec_text(s) for s in self.specs]
+        return "learn(" + ",".join(opts) + ")"
+
+
+def _learn_src_text(src, n_bits):
+    if src[0] == "imm":
+        return f"{src[1]:#x}"
+    return F.format_subfield(src[1], src[2], n_bits)
+
+
+def _learn_spec_text(spec):
+    kind = spec[0]
+    if kind == "output":
+        return "output:" + F.format_subfield(*spec[1:])
+    _, dst, start, n, src = spec
+    dst_text = F.format_subfield(dst, start, n)
+    if kind == "load":
+        return f"load:{_learn_src_text(src, n)}->{dst_text}"
+    if src == ("field", dst, start):
+        return dst_text
+    return f"{dst_text}={_learn_src_text(src, n)}"
+
+
+@dataclass(frozen=True)
 class CtClear:
     def to_text(self, namer=None):
         return "ct_clear"
@@ -274,7 +319,7 @@ class CtClear:
 
 ACTION_TYPES = (Output, OutputReg, Controller, SetVlanVid, SetVlanPcp, StripVlan,
                 PushVlan, Resubmit, GotoTable, Group, SetField, Move, DecTtl,
-                Meter, Conjunction, Note, Ct, CtClear)
+                Meter, Conjunction, Note, Ct, CtClear, Learn)
 
 
 def format_actions(actions, namer=None):

@@ -23,7 +23,7 @@ from pyvswitch.openflow.fields import FlowParseError
 
 INSTRUCTIONS = ("meter", "clear_actions", "write_actions", "write_metadata",
                 "goto_table")
-_UNSUPPORTED = ("learn", "multipath", "bundle", "bundle_load", "enqueue",
+_UNSUPPORTED = ("multipath", "bundle", "bundle_load", "enqueue",
                 "sample", "clone", "check_pkt_larger")
 
 
@@ -406,7 +406,74 @@ def _p_ct(value, ctx):
     return A.Ct(**kw)
 
 
+_LEARN_INTS = {"table": 8, "priority": 16, "idle_timeout": 16, "hard_timeout": 16,
+               "fin_idle_timeout": 16, "fin_hard_timeout": 16, "cookie": 64}
+
+
+def _p_learn(value, ctx):
+    kw, flags, specs = {}, set(), []
+    for key, v in _tokens(value or ""):
+        if key in _LEARN_INTS:
+            if key.startswith("fin_"):
+                F.parse_int(v or "", 16, key)        # accepted, not used
+                continue
+            kw[key] = F.parse_int(v or "", _LEARN_INTS[key], f"learn {key}")
+            if key == "table" and kw[key] == 255:
+                raise FlowParseError("learn: table 255 is not a table")
+        elif key in ("send_flow_rem", "delete_learned") and v is None:
+            flags.add(key)
+        elif key == "load":
+            specs.append(_learn_load(v or ""))
+        elif key == "output":
+            field, start, n = F.parse_subfield(v or "", "learn output")
+            specs.append(("output", field, start, n))
+        else:
+            specs.append(_learn_match(key, v))
+    return A.Learn(flags=frozenset(flags), specs=tuple(specs), **kw)
+
+
+def _learn_src(text, n, what):
+    """A subfield (same width) or an immediate that fits in n bits."""
+    if text[:1].isdigit():
+        return ("imm", F.parse_int(text, n, what))
+    field, start, width = F.parse_subfield(text, what)
+    if width != n:
+        raise FlowParseError(f"{what}: {text} is {width} bits wide, want {n}")
+    return ("field", field, start)
+
+
+def _learn_load(text):
+    src, arrow, dst = text.partition("->")
+    if not arrow:
+        raise FlowParseError(f'learn: "load:{text}" is not load:SRC->DST')
+    field, start, n = F.parse_subfield(dst, "learn load")
+    _writable(field, "learn load")
+    return ("load", field, start, n, _learn_src(src.strip(), n, "learn load"))
+
+
+def _learn_match(key, value):
+    field, start, n = F.parse_subfield(key, "learn")
+    fld = F.FIELDS[field]
+    if n != fld.bits and not fld.maskable:
+        raise FlowParseError(f"learn: {field} cannot be matched in part")
+    if fld.flow is None and fld.bits != 128:
+        raise FlowParseError(f"learn: {field} cannot be matched bitwise")
+    if value is None:
+        return ("match", field, start, n, ("field", field, start))
+    if "[" in value or F.lookup_any(value) is not None:
+        return ("match", field, start, n, _learn_src(value, n, "learn"))
+    if value[:2] in ("0x", "0X") or value.isdigit():
+        return ("match", field, start, n, ("imm", F.parse_int(value, n, "learn")))
+    if n != fld.bits:
+        raise FlowParseError(f'learn: "{value}" for part of {field}: give an integer')
+    v, m = F.parse_value(fld, value)
+    if m != fld.all_ones:
+        raise FlowParseError(f"learn: {field}={value}: no mask allowed")
+    return ("match", field, start, n, ("imm", v))
+
+
 ACTION_PARSERS = {
+    "learn": _p_learn,
     "output": _p_output,
     "controller": _p_controller,
     "normal": _no_arg("normal", lambda: A.Output(F.OFPP_NORMAL)),

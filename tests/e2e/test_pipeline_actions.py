@@ -244,7 +244,7 @@ def test_bad_flows_change_nothing(sw):
     before = sw("pvs-ofctl", "--no-stats", "dump-flows", "br0")
     for bad, msg in [("actions=set_field:80->tp_dst", "lacks correct prerequisites"),
                      ("actions=group:77", "group 77 does not exist"),
-                     ("actions=learn(table=1)", "not supported yet"),
+                     ("actions=bundle(eth_src,0,hrw,ofport,members:1)", "not supported yet"),
                      ("actions=move:NXM_NX_REG0[0..3]->NXM_NX_REG1[0..4]", "bits wide")]:
         r = flows(sw, "priority=1,in_port=2,actions=drop", bad, ok=False)
         assert r.returncode == 1 and msg in r.stderr, r.stderr
@@ -307,3 +307,16 @@ def test_new_actions_over_the_wire(sw, flow):
     sw("pvs-ofctl", "add-flow", "br0", flow)
     out = sw("pvs-ofctl", "--no-stats", "dump-flows", "br0").splitlines()
     assert _meaning(flow) in [_meaning(ln.strip()) for ln in out], out
+
+
+def test_learn_adds_a_flow(sw):
+    flows(sw, "table=0,in_port=1,actions=learn(table=1,idle_timeout=60,"
+              "NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[]),output:2",
+          "table=0,in_port=3,actions=resubmit(,1)")
+    drain(sw, "p1", "p2")
+    sw.send("p1", v4())
+    assert len(sw.capture("p2")) == 1
+    out = sw("pvs-ofctl", "--no-stats", "dump-flows", "br0", "table=1")
+    assert f"idle_timeout=60, dl_dst={A} actions=output:1" in out
+    sw.send("p3", Ether(src=B, dst=A) / IP() / UDP())
+    assert len(sw.capture("p1")) == 1          # the learned flow forwards it

@@ -259,3 +259,20 @@ def test_mirrors(br):
     assert ("output", 13) not in r.actions and mask(r)["vlan_tci"] & 0xFFF == 0xFFF
     br.set_mirrors([Mirror("m4", 1, select_all=True)])    # never back to in_port
     assert xlate(br, TCP, 0).actions[-1] == ("output", 12)
+
+
+def test_learn(br):
+    br.add_flow("in_port=1,actions=learn(table=1,idle_timeout=10,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],"
+                "load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15],output:NXM_OF_IN_PORT[]),output:2")
+    r = xlate(br, TCP, 5.0, learn=False)                 # revalidation: no side effect
+    assert r.actions == [("output", 12)] and len(br.dump_flows().splitlines()) == 1
+    assert mask(r)["dl_src"] == 2**48 - 1               # what learn read
+    xlate(br, TCP, 5.0)
+    flows = br.dump_flows("table=1", now=6.0)
+    assert "idle_timeout=10," in flows and \
+        "dl_dst=0a:00:00:00:00:01 actions=load:0x1->NXM_NX_REG0[0..15],output:1" in flows
+    v = br.version
+    xlate(br, TCP, 8.0)                                  # same flow again: refreshed only
+    assert br.version == v and len(br.dump_flows().splitlines()) == 2
+    xlate(br, TCP, 15.0, learn="refresh")
+    assert br.run(20.0) == [] and len(br.run(26.0)) == 1  # idle 10 s after 15.0

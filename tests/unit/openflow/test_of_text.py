@@ -227,6 +227,17 @@ _NEW_ACTIONS = st.one_of(
               st.sampled_from([None, "ftp"]), st.sampled_from([None, "", "src=10.0.0.1"]),
               st.just(())),
     st.just(A.CtClear()),
+    st.builds(A.Learn, st.integers(0, 254), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF),
+              st.integers(0, 0xFFFF), st.integers(0, 2**64 - 1),
+              st.sets(st.sampled_from(["send_flow_rem", "delete_learned"])).map(frozenset),
+              st.lists(st.sampled_from([
+                  ("match", "dl_dst", 0, 48, ("field", "dl_src", 0)),
+                  ("match", "vlan_tci", 0, 12, ("field", "vlan_tci", 0)),
+                  ("match", "dl_type", 0, 16, ("imm", 0x800)),
+                  ("match", "reg0", 4, 8, ("imm", 0x5A)),
+                  ("load", "reg1", 0, 16, ("field", "in_port", 0)),
+                  ("load", "metadata", 8, 8, ("imm", 7)),
+                  ("output", "in_port", 0, 16)]), max_size=4).map(tuple)),
 )
 _ACTIONS = st.one_of(_ACTIONS, _NEW_ACTIONS)
 
@@ -370,6 +381,13 @@ def test_garbage_raises_only_flow_parse_error(text, cmd):
      "icmp6,icmpv6_type=135,nd_target=fe80::1,actions=drop"),
     ("tcp,tcp_flags=+syn-ack,actions=drop", "tcp,tcp_flags=0x2/0x12,actions=drop"),
     ("ipv6,ipv6_label=0x12345,actions=dec_ttl(1,2)", "ipv6,ipv6_label=0x12345,actions=dec_ttl(1,2)"),
+    ("actions=learn(table=1,idle_timeout=10,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],"
+     "load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15],output:NXM_OF_IN_PORT[]),NORMAL",
+     "actions=learn(table=1,idle_timeout=10,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],"
+     "load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15],output:NXM_OF_IN_PORT[]),NORMAL"),
+    ("actions=learn(table=2,priority=5,cookie=0x9,eth_type=0x800,nw_dst=10.0.0.1,ip_src=ip_dst,"
+     "load:5->reg1[])", "actions=learn(table=2,priority=5,cookie=0x9,NXM_OF_ETH_TYPE[]=0x800,"
+     "NXM_OF_IP_DST[]=0xa000001,NXM_OF_IP_SRC[]=NXM_OF_IP_DST[],load:0x5->NXM_NX_REG1[])"),
     ("arp,arp_sha=00:00:00:00:00:01,arp_tha=00:00:00:00:00:02/ff:ff:ff:ff:ff:00,arp_tpa=10.0.0.0/8,"
      "actions=drop", "arp,arp_tpa=10.0.0.0/8,arp_sha=00:00:00:00:00:01,"
      "arp_tha=00:00:00:00:00:00/ff:ff:ff:ff:ff:00,actions=drop"),
@@ -414,7 +432,9 @@ def test_out_group_and_cookie_mask_in_dump_and_delete():
     ("actions=set_field:1", "is not VALUE"),
     ("actions=load:16->reg0[0..3]", "does not fit in 4 bits"),
     ("actions=load:1->reg0[5..40]", "out of range for reg0"),
-    ("actions=learn(table=1)", "learn: action not supported yet"),
+    ("actions=multipath(eth_src,50,modulo_n,1,0,NXM_NX_REG0[])", "multipath: action not supported yet"),
+    ("actions=learn(table=255)", "learn: table 255"),
+    ("actions=learn(load:1->dl_type[])", "not writable"),
     ("actions=clear_actions,output:1", "must come before clear_actions"),
     ("actions=write_metadata:1,write_metadata:2", "may be specified only once"),
     ("actions=output:1,meter:2", "meter must be the first instruction"),
