@@ -361,119 +361,7 @@ def _p_dec_ttl(value, ctx):
     return A.DecTtl(ids)
 
 
-# --- tables, groups, meters, conntrack, misc -------------------------------------
-def _p_conjunction(value, ctx):
-    try:
-        cid, _, kn = (value or "").partition(",")
-        k, _, n = kn.partition("/")
-        cid, k, n = int(cid), int(k), int(n)
-    except ValueError:
-        raise FlowParseError(f'conjunction: "{value}" is not (id,k/n)') from None
-    if not 2 <= n <= 64:
-        raise FlowParseError(f"conjunction: n={n} is out of range 2..64")
-    if not 1 <= k <= n:
-        raise FlowParseError(f"conjunction: clause {k} is out of range 1..{n}")
-    if not 0 <= cid < 1 << 32:
-        raise FlowParseError(f"conjunction: id {cid} does not fit in 32 bits")
-    return A.Conjunction(cid, k, n)
-
-
-def _p_ct(value, ctx):
-    kw = {}
-    for key, v in _tokens(value or ""):
-        if key in ("commit", "force") and v is None:
-            kw[key] = True
-        elif key == "table":
-            kw["table"] = table_arg(v or "")
-        elif key == "zone":
-            if v and (v[0].isdigit()):
-                kw["zone"] = F.parse_int(v, 16, "ct zone")
-            else:
-                sub = F.parse_subfield(v or "", "ct zone")
-                if sub[2] != 16:
-                    raise FlowParseError("ct: zone field must be 16 bits wide")
-                kw["zone_field"] = sub
-        elif key == "alg":
-            if v not in ("ftp", "tftp"):
-                raise FlowParseError(f"ct: unknown alg {v}")
-            kw["alg"] = v
-        elif key == "nat":
-            kw["nat"] = v or ""
-        elif key == "exec":
-            kw["exec_actions"] = parse_actions(v or "", ctx["resolver"])
-        else:
-            raise FlowParseError(f"ct: unknown option {key}")
-    return A.Ct(**kw)
-
-
-_LEARN_INTS = {"table": 8, "priority": 16, "idle_timeout": 16, "hard_timeout": 16,
-               "fin_idle_timeout": 16, "fin_hard_timeout": 16, "cookie": 64}
-
-
-def _p_learn(value, ctx):
-    kw, flags, specs = {}, set(), []
-    for key, v in _tokens(value or ""):
-        if key in _LEARN_INTS:
-            if key.startswith("fin_"):
-                F.parse_int(v or "", 16, key)        # accepted, not used
-                continue
-            kw[key] = F.parse_int(v or "", _LEARN_INTS[key], f"learn {key}")
-            if key == "table" and kw[key] == 255:
-                raise FlowParseError("learn: table 255 is not a table")
-        elif key in ("send_flow_rem", "delete_learned") and v is None:
-            flags.add(key)
-        elif key == "load":
-            specs.append(_learn_load(v or ""))
-        elif key == "output":
-            field, start, n = F.parse_subfield(v or "", "learn output")
-            specs.append(("output", field, start, n))
-        else:
-            specs.append(_learn_match(key, v))
-    return A.Learn(flags=frozenset(flags), specs=tuple(specs), **kw)
-
-
-def _learn_src(text, n, what):
-    """A subfield (same width) or an immediate that fits in n bits."""
-    if text[:1].isdigit():
-        return ("imm", F.parse_int(text, n, what))
-    field, start, width = F.parse_subfield(text, what)
-    if width != n:
-        raise FlowParseError(f"{what}: {text} is {width} bits wide, want {n}")
-    return ("field", field, start)
-
-
-def _learn_load(text):
-    src, arrow, dst = text.partition("->")
-    if not arrow:
-        raise FlowParseError(f'learn: "load:{text}" is not load:SRC->DST')
-    field, start, n = F.parse_subfield(dst, "learn load")
-    _writable(field, "learn load")
-    return ("load", field, start, n, _learn_src(src.strip(), n, "learn load"))
-
-
-def _learn_match(key, value):
-    field, start, n = F.parse_subfield(key, "learn")
-    fld = F.FIELDS[field]
-    if n != fld.bits and not fld.maskable:
-        raise FlowParseError(f"learn: {field} cannot be matched in part")
-    if fld.flow is None and fld.bits != 128:
-        raise FlowParseError(f"learn: {field} cannot be matched bitwise")
-    if value is None:
-        return ("match", field, start, n, ("field", field, start))
-    if "[" in value or F.lookup_any(value) is not None:
-        return ("match", field, start, n, _learn_src(value, n, "learn"))
-    if value[:2] in ("0x", "0X") or value.isdigit():
-        return ("match", field, start, n, ("imm", F.parse_int(value, n, "learn")))
-    if n != fld.bits:
-        raise FlowParseError(f'learn: "{value}" for part of {field}: give an integer')
-    v, m = F.parse_value(fld, value)
-    if m != fld.all_ones:
-        raise FlowParseError(f"learn: {field}={value}: no mask allowed")
-    return ("match", field, start, n, ("imm", v))
-
-
 ACTION_PARSERS = {
-    "learn": _p_learn,
     "output": _p_output,
     "controller": _p_controller,
     "normal": _no_arg("normal", lambda: A.Output(F.OFPP_NORMAL)),
@@ -494,9 +382,9 @@ ACTION_PARSERS = {
     "load": _p_load,
     "move": _p_move,
     "dec_ttl": _p_dec_ttl,
-    "conjunction": _p_conjunction,
     "note": lambda v, ctx: A.Note(_hex_bytes(v or "", "note")),
-    "ct": _p_ct,
     "ct_clear": _no_arg("ct_clear", A.CtClear),
     **{sp: _p_legacy(sp) for sp in A._LEGACY},
 }
+
+from pyvswitch.openflow import text_ext  # noqa: E402,F401  (registers learn, ct, conjunction)
