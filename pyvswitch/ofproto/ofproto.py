@@ -68,6 +68,7 @@ class Rule:
     clear_actions: bool = False
     write_metadata: tuple | None = None
     meter: int | None = None
+    learned_by: object = None            # the rule whose learn(delete_learned) added it
 
     def __post_init__(self):
         self.key, self.mask = self.match.key_mask()
@@ -305,9 +306,15 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         raise OfprotoError(f"{fm.command}: not a flow mod command")
 
     def _remove(self, rule, reason):
+        if rule.removed_reason is not None:   # already gone (delete_learned cascade)
+            return
         self._unlink(rule)
         rule.removed_reason = reason
         self.bump()
+        if any(isinstance(a, A.Learn) and "delete_learned" in a.flags for a in rule.actions):
+            for r in list(self.rules()):      # learn(delete_learned): its flows go too
+                if r.learned_by is rule:
+                    self._remove(r, "delete")
 
     def _table(self, table_id):
         cls = self.tables.get(table_id)
@@ -378,6 +385,8 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         Returns the expired rules (removed_reason "hard" or "idle")."""
         expired = []
         for rule in list(self.rules()):
+            if rule.removed_reason is not None:
+                continue
             if rule.hard_timeout and now > rule.modified + rule.hard_timeout:
                 self._remove(rule, "hard")
             elif rule.idle_timeout and now > rule.used + rule.idle_timeout:

@@ -18,7 +18,8 @@ True ends the current action list (dec_ttl on an expired TTL, as OVS).
   the conntrack work. note, conjunction (outside a lookup): nothing.
 - learn: the learned flow is added on upcalls (learn=True), its idle time
   refreshed by the revalidator's replay (learn="refresh"); the fields it
-  reads are un-wildcarded. delete_learned is accepted but not acted on.
+  reads are un-wildcarded. delete_learned: the learned flows go when the
+  learning flow is removed.
 - instructions and the action set (write_actions / clear_actions /
   write_metadata), executed at the end of the pipeline in OpenFlow's order.
 """
@@ -274,7 +275,9 @@ def _learn(ctx, act):
         if old is not None and old.actions == fm.actions:
             old.used = old.modified = ctx.now
         else:
-            ofp.add_flow(fm, ctx.now)
+            rule = ofp.add_flow(fm, ctx.now)
+            if "delete_learned" in act.flags:
+                rule.learned_by = ctx.rule
     elif ctx.learn == "refresh" and old is not None:
         old.used = max(old.used, ctx.now)
 

@@ -276,3 +276,18 @@ def test_learn(br):
     assert br.version == v and len(br.dump_flows().splitlines()) == 2
     xlate(br, TCP, 15.0, learn="refresh")
     assert br.run(20.0) == [] and len(br.run(26.0)) == 1  # idle 10 s after 15.0
+
+
+def test_learn_delete_learned(br):
+    br.add_flow("in_port=1,actions=learn(table=1,delete_learned,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],"
+                "output:NXM_OF_IN_PORT[])")
+    br.add_flow("in_port=2,actions=learn(table=2,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[])")
+    xlate(br, TCP, 0.0)
+    xlate(br, dict(TCP, in_port=12), 0.0)
+    assert len(br.dump_flows().splitlines()) == 4
+    br.del_flows("in_port=1")
+    assert br.dump_flows("table=1") == "" and br.dump_flows("table=2") != ""
+    br.add_flow("in_port=1,actions=learn(table=1,delete_learned,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[])")
+    xlate(br, TCP, 0.0)
+    removed = br.del_flows("")              # learning and learned flows, each once
+    assert len(removed) == 4 and br.dump_flows() == ""
