@@ -31,6 +31,7 @@ class Iface:
     dp_port: int = -1
     ofport: int = -1
     error: str = ""
+    live: bool = True          # link state last told to ofproto
     stats: dict = field(default_factory=dict)
 
 

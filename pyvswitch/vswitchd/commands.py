@@ -9,6 +9,7 @@ import numpy as np
 
 from pyvswitch.core import vlog
 from pyvswitch.datapath import layout
+from pyvswitch.datapath.kernels.parse import parse_packet_ref
 from pyvswitch.openflow.text import FlowParseError, parse_flow
 from pyvswitch.ofproto.trace import trace
 from pyvswitch.vswitchd import ofctl_cmds
@@ -30,7 +31,7 @@ def register_all(sw):
     reg("dpif-netdev/pmd-rxq-show", "[-pmd core] [dp]", 0, 3, lambda a: sw.dpif.rxq_show())
     reg("dpctl/dump-flows", "[dp] [filter=...]", 0, 2, lambda a: sw.dpif.format_flows())
     reg("dpctl/del-flows", "[dp]", 0, 1, lambda a: _del_flows(sw))
-    reg("ofproto/trace", "bridge flow", 2, 2, lambda a: _trace(sw, a[0], a[1]))
+    reg("ofproto/trace", "bridge flow [packet-hex]", 2, 3, lambda a: _trace(sw, a[0], a[1], a[2:]))
     reg("netdev-dummy/receive", "port packet-hex...", 2, 64, lambda a: _dummy_receive(sw, a[0], a[1:]))
     reg("netdev-dummy/capture", "port", 1, 1, lambda a: _dummy_capture(sw, a[0]))
     reg("vsctl/apply", "next_cfg", 1, 1, lambda a: _vsctl_apply(sw, a[0]), hidden=True)
@@ -82,9 +83,10 @@ def _del_flows(sw):
     return ""
 
 
-def _trace(sw, bridge, flow):
-    """ofproto/trace: the packet is described by a match (in_port is an ofport);
-    like OVS's, the trace has no side effects (nothing is learned)."""
+def _trace(sw, bridge, flow, packet_hex=()):
+    """ofproto/trace: the packet is described by a match (in_port is an
+    ofport), or by the match's metadata plus a frame in hexadecimal; like
+    OVS's, the trace has no side effects (nothing is learned)."""
     with sw.lock:
         br = bridge_or_error(sw, bridge)
         o = br.ofproto
@@ -97,7 +99,14 @@ def _trace(sw, bridge, flow):
         port = o.port(layout.get_field(words, "in_port"))
         if port is None:
             raise CommandError("in_port is not a port of this bridge")
-        layout.pack_key({"in_port": port.dp_port}, out=words)
+        if packet_hex:
+            try:
+                frame = bytes.fromhex(packet_hex[0])
+            except ValueError:
+                raise CommandError("the packet must be given in hexadecimal") from None
+            words = parse_packet_ref(frame, port.dp_port)
+        else:
+            layout.pack_key({"in_port": port.dp_port}, out=words)
         return trace(o, words, sw.clock.now(), learn=False)
 
 

@@ -22,6 +22,8 @@ import selectors
 import threading
 import traceback
 
+import numpy as np
+
 from pyvswitch.core import paths, vlog
 from pyvswitch.core.clock import Clock
 from pyvswitch.datapath.dpif import Dpif
@@ -123,6 +125,11 @@ class Switch:
             for iface in list(br.ifaces.values()):
                 if iface.port is not None:
                     iface.port.run(now)
+                    up = bool(iface.port.link_up())
+                    if up != iface.live:   # fast-failover groups watch liveness
+                        iface.live = up
+                        with self.lock:
+                            br.ofproto.set_port_live(iface.name, up)
         with self.lock:
             expired = {br.name: br.ofproto.run(now) for br in self.bridges.values()}
             for br in self.bridges.values():
@@ -251,6 +258,7 @@ class Switch:
                     continue
                 r = xlate(br.ofproto, keys[i], now)
                 out.append((r.actions, r.mask))
+                self.revalidator.remember(br.name, keys[i], r.mask, r.rules_hit)
                 if r.learned:
                     self._need_revalidate = True
         if self._need_revalidate:
@@ -274,8 +282,12 @@ class Switch:
         return None
 
     def revalidate(self):
+        """Re-translate every megaflow against the current tables. Stats the
+        old translations earned are credited first (the xcache knows their
+        rules); a flow that changes is reinstalled with fresh counters."""
         self._need_revalidate = False
         now = self.clock.now()
+        self.revalidator.sweep(now)
 
         def check(key, mask, actions):
             with self.lock:
@@ -283,6 +295,8 @@ class Switch:
                 if br is None:
                     return None
                 r = xlate(br.ofproto, key, now, learn=False)
+                changed = not (np.array_equal(r.mask, mask) and list(r.actions) == list(actions))
+                self.revalidator.remember(br.name, key, r.mask, r.rules_hit, reinstalled=changed)
             return (r.actions, r.mask)
         self.dpif.revalidate(check)
 

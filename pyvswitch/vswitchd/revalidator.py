@@ -1,47 +1,75 @@
-"""The revalidator sweep: what happened in the datapath, told back to ofproto.
+"""The revalidator: what happened in the datapath, told back to ofproto.
 
-Packets that hit a megaflow never reach Python, so once a second the main
-thread dumps the megaflows and, for every flow that saw packets since the last
-sweep, translates its key again so NORMAL refreshes the fdb entry of the flow's
-source MAC (a host that keeps talking never ages out)
--- refresh only: the stats describe traffic that happened before, and
-learning from them could undo a MAC move learned since --
-and credits the packet and byte deltas to the OpenFlow rules the translation
-hit (n_packets, n_bytes and idle_age in dump-flows, idle timeouts).
+Packets that hit a megaflow never reach Python, so once a second (and before
+every revalidation) the main thread dumps the megaflows and, for every flow
+that saw packets since the last sweep:
+- credits the packet and byte deltas to the OpenFlow rules (and group
+  buckets) that flow was *translated to* -- remembered per megaflow in an
+  xcache when it is installed or re-translated, as OVS's xcache does -- so a
+  flow-mod never moves old packets onto new rules;
+- translates its key again with learning in "refresh" mode, so NORMAL marks
+  the flow's source MAC as seen (a host that keeps talking never ages out)
+  without ever re-learning from old traffic (which could undo a MAC move).
 
-A megaflow replaced by revalidation starts its counters again; a counter that
-went backwards is read as a new flow.
+A megaflow that revalidation reinstalls starts its counters at zero: its
+identity (pmd, masked key, mask) is marked so the next sweep reads its count
+as new, even when an earlier flow had the same identity.
+
+Threads: `remember` runs on PMD threads (in upcalls) and the main thread, under
+the switch lock; everything else on the main thread.
 """
 
 from pyvswitch.datapath.layout import get_field
 from pyvswitch.ofproto.xlate import xlate
 
 
+def flow_id(key, mask):
+    """A megaflow's identity without its PMD: (masked key, mask) as bytes."""
+    return (key & mask).tobytes(), mask.tobytes()
+
+
 class Revalidator:
     def __init__(self, switch):
         self.sw = switch
-        self.last = {}   # (pmd_id, key bytes, mask bytes) -> (packets, bytes)
+        self.last = {}     # (pmd_id, key bytes, mask bytes) -> (packets, bytes)
+        self.xcache = {}   # flow_id -> (bridge name, rules_hit) of its translation
+        self.fresh = set()  # flow_ids reinstalled since the last sweep (counters at 0)
+
+    def remember(self, bridge, key, mask, rules_hit, reinstalled=False):
+        """Record the translation a megaflow was (re)installed with. Caller
+        holds the switch lock."""
+        fid = flow_id(key, mask)
+        self.xcache[fid] = (bridge, list(rules_hit))
+        if reinstalled:
+            self.fresh.add(fid)
 
     def sweep(self, now):
         flows = self.sw.dpif.flow_dump()
-        seen = {}
+        seen, live = {}, set()
+        fresh, self.fresh = self.fresh, set()
         for f in flows:
-            ident = (f.pmd_id, f.key.tobytes(), f.mask.tobytes())
+            fid = (f.key.tobytes(), f.mask.tobytes())
+            ident = (f.pmd_id,) + fid
+            live.add(fid)
             packets, nbytes = int(f.packets), int(f.bytes)
             seen[ident] = (packets, nbytes)
-            p0, b0 = self.last.get(ident, (0, 0))
+            p0, b0 = (0, 0) if fid in fresh else self.last.get(ident, (0, 0))
             if packets < p0:
                 p0, b0 = 0, 0
             if packets > p0:
-                self._credit(f.key, packets - p0, nbytes - b0, now)
+                self._credit(fid, f.key, packets - p0, nbytes - b0, now)
         self.last = seen
+        with self.sw.lock:
+            self.xcache = {fid: v for fid, v in self.xcache.items() if fid in live}
 
-    def _credit(self, key, packets, nbytes, now):
+    def _credit(self, fid, key, packets, nbytes, now):
         sw = self.sw
         with sw.lock:
             br = sw.bridge_of_dp_port(get_field(key, "in_port"))
             if br is None:
                 return
             r = xlate(br.ofproto, key, now, learn="refresh")
-            for rule in r.rules_hit:
+            cached = self.xcache.get(fid)
+            rules = cached[1] if cached is not None and cached[0] == br.name else r.rules_hit
+            for rule in rules:
                 br.ofproto.credit(rule, packets, nbytes, now)
