@@ -222,7 +222,7 @@ def cmd_dump_ports(s, args):
         lines.append(f"           tx pkts={p.tx_packets}, bytes={p.tx_bytes}, "
                      f"drop={p.tx_dropped}, errs={p.tx_errors}, coll={p.collisions}")
         if not s.of10:
-            lines.append(f"           duration={p.duration_sec}.{p.duration_nsec // 1000000:03d}s")
+            lines.append(f"           duration={p.duration_sec}.{p.duration_nsec:09d}s")
     return lines
 
 

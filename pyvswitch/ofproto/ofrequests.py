@@ -267,7 +267,9 @@ def _port_stats(mgr, conn, xid, req):
     stats = []
     for ofport in ofports:
         s = view.port_stats(ofport) or {}
-        stats.append(M.PortStats(ofport, *(int(s.get(c, 0)) for c in M.PORT_COUNTERS)))
+        dur = float(s.get("duration", 0.0))
+        stats.append(M.PortStats(ofport, *(int(s.get(c, 0)) for c in M.PORT_COUNTERS),
+                                 duration_sec=int(dur), duration_nsec=int(dur % 1 * 1e9)))
     send_split(conn, xid, stats, lambda chunk, more: M.PortStatsReply(chunk, more))
 
 

@@ -13,6 +13,7 @@ call (which may wait for PMDs to park) is ever made while holding it: a PMD
 waiting for the lock in an upcall could never park.
 """
 
+import time
 from dataclasses import dataclass, field
 
 from pyvswitch.openflow.fields import OFPP_LOCAL
@@ -32,6 +33,7 @@ class Iface:
     ofport: int = -1
     error: str = ""
     live: bool = True          # link state last told to ofproto
+    added: float = 0.0         # monotonic time it joined the datapath (port stats duration)
     stats: dict = field(default_factory=dict)
 
 
@@ -110,6 +112,7 @@ class Bridge:
             iface.ofport = -1
             return iface
         iface.port = port
+        iface.added = time.monotonic()
         with self.lock:
             self.ofproto.add_port(name, iface.dp_port, ofport=iface.ofport,
                                   **_vlan_cfg(self.ports.get(port_name, {})))

@@ -27,6 +27,7 @@ Threads: main thread only (except the packet-in callback above).
 """
 
 import os
+import time
 import traceback
 
 from pyvswitch.core import vlog
@@ -89,7 +90,9 @@ class BridgeView:
     def port_stats(self, ofport):
         for i in self._ifaces():
             if i.ofport == ofport:
-                return self.sw.dpif.port_stats(i.dp_port)
+                stats = dict(self.sw.dpif.port_stats(i.dp_port))
+                stats["duration"] = max(0.0, time.monotonic() - i.added)
+                return stats
         return None
 
     @staticmethod
