@@ -10,9 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from pyvswitch.ports import io as pio
 from pyvswitch.ports.vhost import frontend_kernels as K
-from pyvswitch.ports.vhost import virtq
 from pyvswitch.ports.vhost.driver import DriverMemory, Vring
 from pyvswitch.ports.vhost.port import VhostUserClientPort, VhostUserPort
 from pyvswitch.tools import pktgen, testpmd
@@ -68,35 +66,14 @@ def test_pg_kernel_stamps_flows_and_checksums():
         assert magic == K.MAGIC and sq == seq and ts >= t0
 
 
-class Loopback(threading.Thread):
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port, self.stop = port, False
-        self.rx, self.mem = port.rx_io(0)
-        self.tx, _ = port.tx_io(0)
-        self.pool = np.zeros((32, 2176), np.uint8)
-        self.q = pio.new_qstats()
-
-    def run(self):
-        slots = np.arange(32, dtype=np.int64)
-        offs, lens = np.zeros(32, np.int64), np.zeros(32, np.int64)
-        while not self.stop:
-            with self.port.lock:
-                n = virtq.rx_burst(self.mem, self.rx, self.pool, slots, offs, lens, 32, self.q)
-                for i in range(n):
-                    virtq.tx_one(self.mem, self.tx, self.pool, slots[i], offs[i], lens[i], self.q)
-                virtq.tx_flush(self.mem, self.tx, self.q)
-            time.sleep(0.0002 if n == 0 else 0)
-
-
 @pytest.fixture
-def loop_port(tmp_path):
+def loop_port(tmp_path, vhost_loopback):
     lock = threading.RLock()
     port = VhostUserPort("vhu0", {"vhost-sock-dir": str(tmp_path)})
     port.quiesce = lambda: lock
     port.lock = lock
     port.open()
-    loop = Loopback(port)
+    loop = vhost_loopback(port)
     loop.start()
     yield port
     loop.stop = True
@@ -174,7 +151,7 @@ def test_fwd_kernel_mac_rewrites():
     assert stats[0, K.S_RX] == 3 and stats[0, K.S_TX] == 3
 
 
-def test_pktgen_server_role_against_client_port(tmp_path, capsys):
+def test_pktgen_server_role_against_client_port(tmp_path, capsys, vhost_loopback):
     """pvs-pktgen listening (server=1), our dpdkvhostuserclient port connecting."""
     lock = threading.RLock()
     path = str(tmp_path / "srv.sock")
@@ -182,7 +159,7 @@ def test_pktgen_server_role_against_client_port(tmp_path, capsys):
     port.quiesce = lambda: lock
     port.lock = lock
     port.open()
-    loop = Loopback(port)
+    loop = vhost_loopback(port)
     loop.start()
     try:
         rc = pktgen.main(["--tx", f"path={path},server=1", "--count", "1000", "--json",

@@ -9,38 +9,12 @@ import subprocess
 import threading
 import time
 
-import numpy as np
 import pytest
 
-from pyvswitch.ports import io as pio
-from pyvswitch.ports.vhost import virtq
 from pyvswitch.ports.vhost.frontend import VirtioUser
 from pyvswitch.ports.vhost.port import VhostUserClientPort, VhostUserPort
 
 from .conftest import frame
-
-
-class Loopback(threading.Thread):
-    """A PMD stand-in: rx_burst from the port, tx_one everything back."""
-
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port, self.stop = port, False
-        self.rx, self.mem = port.rx_io(0)
-        self.tx, _ = port.tx_io(0)
-        self.pool = np.zeros((32, 2176), np.uint8)
-        self.q = pio.new_qstats()
-
-    def run(self):
-        slots = np.arange(32, dtype=np.int64)
-        offs, lens = np.zeros(32, np.int64), np.zeros(32, np.int64)
-        while not self.stop:
-            with self.port.lock:
-                n = virtq.rx_burst(self.mem, self.rx, self.pool, slots, offs, lens, 32, self.q)
-                for i in range(n):
-                    virtq.tx_one(self.mem, self.tx, self.pool, slots[i], offs[i], lens[i], self.q)
-                virtq.tx_flush(self.mem, self.tx, self.q)
-            time.sleep(0.0005 if n == 0 else 0)
 
 
 class _Quiesce:
@@ -63,7 +37,7 @@ def _echo(fe, frames, timeout=10):
 
 
 @pytest.mark.parametrize("mode", ["server_port", "client_port"])
-def test_frontend_against_our_port(tmp_path, mode):
+def test_frontend_against_our_port(tmp_path, mode, vhost_loopback):
     lock = threading.RLock()
     path = str(tmp_path / "sock")
     if mode == "server_port":
@@ -75,7 +49,7 @@ def test_frontend_against_our_port(tmp_path, mode):
     port.lock = lock
     port.open()
     fe = VirtioUser(path, server=(mode == "client_port"), gpa_base=0x80000000)
-    loop = Loopback(port)
+    loop = vhost_loopback(port)
     loop.start()
     try:
         fe.start()
