@@ -1,4 +1,5 @@
-"""The daemon side of pvs-ofctl: OpenFlow management requests on a bridge.
+"""The daemon side of pvs-ofctl for the commands it does not (yet) send over
+the OpenFlow wire (show, dump-ports, flow-mods... go to <bridge>.mgmt).
 
 Each `ofctl/<command>` RPC takes the bridge name first, then "1" or "0" for
 port names or numbers in the output, then the command's arguments (dump-flows
@@ -6,19 +7,18 @@ first takes option words: --no-stats, --sort[=field], --rsort[=field]).
 Text comes out in ovs-ofctl's layout. Groups and meters: add-group(s),
 mod-group, del-groups, dump-groups, dump-group-stats, add-meter, mod-meter,
 del-meters, dump-meters, meter-stats; replace-flows swaps the flow table for
-the given flows, keeping the counters of flows that did not change. A flow-mod changes ofproto under the switch lock, then
+the given flows, keeping the counters of flows that did not change.
+A flow-mod changes ofproto under the switch lock, then
 (with the lock released) makes the datapath drop its cached translations
 before the reply goes back, so the very next packet sees the new tables.
 """
 
 from pyvswitch.openflow import messages as M
 from pyvswitch.openflow import text_group as TG
-from pyvswitch.openflow.fields import OFPP_LOCAL, FlowParseError
+from pyvswitch.openflow.fields import FlowParseError
 from pyvswitch.openflow.text import parse_flow
 from pyvswitch.ofproto.ofproto import OfprotoError
 from pyvswitch.vswitchd.unixctl import CommandError
-
-N_TABLES = 254
 
 
 def register(sw, reg):
@@ -38,18 +38,7 @@ def register(sw, reg):
             return out
         reg("ofctl/" + name, "bridge names ...", 2 + lo, 2 + hi, handler, hidden=True)
 
-    bridge_cmd("show", 0, 0, _show)
-    bridge_cmd("dump-ports", 0, 1, _dump_ports)
-    bridge_cmd("dump-ports-desc", 0, 0, _dump_ports_desc)
     bridge_cmd("dump-flows", 0, 4, _dump_flows)
-    bridge_cmd("dump-aggregate", 0, 1, _dump_aggregate)
-    bridge_cmd("dump-tables", 0, 0, _dump_tables)
-    bridge_cmd("add-flow", 1, 1, lambda sw, br, a, n: _add(sw, br, a), mod=True)
-    bridge_cmd("add-flows", 0, 100000, lambda sw, br, a, n: _add(sw, br, a), mod=True)
-    bridge_cmd("mod-flows", 1, 1, lambda sw, br, a, n: _mod(sw, br, a[0], False), mod=True)
-    bridge_cmd("mod-flows-strict", 1, 1, lambda sw, br, a, n: _mod(sw, br, a[0], True), mod=True)
-    bridge_cmd("del-flows", 0, 1, lambda sw, br, a, n: _del(sw, br, a, False), mod=True)
-    bridge_cmd("del-flows-strict", 0, 1, lambda sw, br, a, n: _del(sw, br, a, True), mod=True)
     bridge_cmd("replace-flows", 0, 100000, _replace_flows, mod=True)
     for cmd, verb in (("add-group", "add"), ("add-groups", "add"), ("mod-group", "modify"),
                       ("del-groups", "delete")):
@@ -160,98 +149,4 @@ def _meter_stats(sw, br, args, names):
     stats = br.ofproto.meter_stats(M.MeterStatsRequest(_meter_id(args)), sw.clock.now())
     lines = ["OFPST_METER reply (OF1.3) (xid=0x2):"]
     lines += [TG.format_meter_stats(s) for s in stats]
-    return "\n".join(lines) + "\n"
-
-
-def _add(sw, br, flows):
-    # Parse everything first: one bad line changes nothing, as add-flows does.
-    now = sw.clock.now()
-    mods = [parse_flow(f, "add", br.ofproto.resolve) for f in flows]
-    for fm in mods:
-        br.ofproto.flow_mod(fm, now)
-    return ""
-
-
-def _mod(sw, br, flow, strict):
-    br.ofproto.mod_flows(flow, sw.clock.now(), strict=strict)
-    return ""
-
-
-def _del(sw, br, args, strict):
-    br.ofproto.del_flows(args[0] if args else "", sw.clock.now(), strict=strict)
-    return ""
-
-
-def _port_label(ofport):
-    return "LOCAL" if ofport == OFPP_LOCAL else str(ofport)
-
-
-def _sorted_ifaces(br):
-    live = [i for i in br.ifaces.values() if i.port is not None]
-    return sorted(live, key=lambda i: (i.ofport == OFPP_LOCAL, i.ofport))
-
-
-def _mac(port):
-    return ":".join(f"{b:02x}" for b in port.mac) if port.mac else "00:00:00:00:00:00"
-
-
-def _show(sw, br, args, names):
-    dpid = br.datapath_id()
-    lines = [f"OFPT_FEATURES_REPLY (xid=0x2): dpid:{dpid}",
-             f"n_tables:{N_TABLES}, n_buffers:0",
-             "capabilities: FLOW_STATS TABLE_STATS PORT_STATS QUEUE_STATS ARP_MATCH_IP",
-             "actions: output enqueue set_vlan_vid set_vlan_pcp strip_vlan mod_dl_src mod_dl_dst "
-             "mod_nw_src mod_nw_dst mod_nw_tos mod_tp_src mod_tp_dst"]
-    lines += _port_descs(br)
-    lines.append("OFPT_GET_CONFIG_REPLY (xid=0x4): frags=normal miss_send_len=0")
-    return "\n".join(lines) + "\n"
-
-
-def _port_descs(br):
-    lines = []
-    for i in _sorted_ifaces(br):
-        up = i.port.link_up()
-        lines.append(f" {_port_label(i.ofport)}({i.name}): addr:{_mac(i.port)}")
-        lines.append(f"     config:     {'0' if up or i.type != 'internal' else 'PORT_DOWN'}")
-        lines.append(f"     state:      {'0' if up else 'LINK_DOWN'}")
-        lines.append("     speed: 0 Mbps now, 0 Mbps max")
-    return lines
-
-
-def _dump_ports_desc(sw, br, args, names):
-    return "\n".join(["OFPST_PORT_DESC reply (xid=0x2):"] + _port_descs(br)) + "\n"
-
-
-def _dump_ports(sw, br, args, names):
-    ifaces = _sorted_ifaces(br)
-    if args:
-        want = args[0]
-        ifaces = [i for i in ifaces if want in (i.name, _port_label(i.ofport))]
-        if not ifaces:
-            raise CommandError(f"{want}: invalid or unknown port")
-    lines = [f"OFPST_PORT reply (xid=0x2): {len(ifaces)} ports"]
-    for i in ifaces:
-        s = sw.dpif.port_stats(i.dp_port)
-        label = '"%s"' % i.name if names else _port_label(i.ofport)
-        lines.append(f"  port {label:>2}: rx pkts={s['rx_packets']}, bytes={s['rx_bytes']}, "
-                     f"drop={s['rx_dropped']}, errs={s['rx_errors']}, frame=0, over=0, crc=0")
-        lines.append(f"           tx pkts={s['tx_packets']}, bytes={s['tx_bytes']}, "
-                     f"drop={s['tx_dropped']}, errs={s['tx_errors']}, coll=0")
-    return "\n".join(lines) + "\n"
-
-
-def _dump_aggregate(sw, br, args, names):
-    rules = [r for r in br.ofproto.rules()]
-    return (f"NXST_AGGREGATE reply (xid=0x4): packet_count={sum(r.n_packets for r in rules)} "
-            f"byte_count={sum(r.n_bytes for r in rules)} flow_count={len(rules)}\n")
-
-
-def _dump_tables(sw, br, args, names):
-    counts = {}
-    for r in br.ofproto.rules():
-        counts[r.table_id] = counts.get(r.table_id, 0) + 1
-    lines = ["OFPST_TABLE reply (xid=0x2):"]
-    for t in sorted(counts):
-        lines.append(f"  table {t}:")
-        lines.append(f"    active={counts[t]}, lookup=0, matched=0")
     return "\n".join(lines) + "\n"
