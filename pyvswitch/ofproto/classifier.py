@@ -16,18 +16,26 @@ Rules are duck-typed: `.key` and `.mask` (tuples of ints, key already
 masked), `.priority`, `.seq` (insertion order). Ties in priority go to the
 lowest seq (the older rule), so lookups are deterministic.
 
+Removal costs the rule's bucket (rules sharing its masked match), not the
+table: each subtable counts its rules per priority, so its max_priority is
+recomputed (over the distinct priorities) only when the last rule of the top
+priority goes, and the subtable order is re-sorted lazily, at the next
+lookup, and only if some subtable's max_priority changed or a subtable came
+or went.
+
 Invariants: every rule is in exactly one subtable; a subtable with no rules
 is removed. Single-threaded (the ofproto's owner thread).
 """
 
 
 class Subtable:
-    __slots__ = ("mask", "words", "buckets", "max_priority", "n_rules")
+    __slots__ = ("mask", "words", "buckets", "max_priority", "n_rules", "prios")
 
     def __init__(self, mask):
         self.mask = mask
         self.words = tuple((i, m) for i, m in enumerate(mask) if m)
         self.buckets = {}          # masked key (tuple over self.words) -> [rules]
+        self.prios = {}            # priority -> number of rules with it
         self.max_priority = -1
         self.n_rules = 0
 
@@ -35,22 +43,44 @@ class Subtable:
         return tuple(flow[i] & m for i, m in self.words)
 
     def insert(self, rule):
-        rules = self.buckets.setdefault(self.hash_key(rule.key), [])
-        rules.append(rule)
-        rules.sort(key=_rank)
+        """Returns True if the subtable's max_priority changed."""
+        rules = self.buckets.get(hk := self.hash_key(rule.key))
+        if rules is None:
+            self.buckets[hk] = [rule]
+        else:
+            rules.append(rule)
+            rules.sort(key=_rank)
         self.n_rules += 1
-        self.max_priority = max(self.max_priority, rule.priority)
+        self.prios[rule.priority] = self.prios.get(rule.priority, 0) + 1
+        if rule.priority > self.max_priority:
+            self.max_priority = rule.priority
+            return True
+        return False
 
     def remove(self, rule):
+        """Returns True if the subtable's max_priority changed. Cost: the
+        rule's bucket (rules with the same masked match), plus the number of
+        distinct priorities when the last rule of the top priority goes."""
         hk = self.hash_key(rule.key)
         rules = self.buckets[hk]
-        rules.remove(rule)
+        for i, r in enumerate(rules):
+            if r is rule:
+                del rules[i]
+                break
+        else:
+            raise KeyError("rule not in classifier")
         if not rules:
             del self.buckets[hk]
         self.n_rules -= 1
+        left = self.prios[rule.priority] - 1
+        if left:
+            self.prios[rule.priority] = left
+            return False
+        del self.prios[rule.priority]
         if rule.priority == self.max_priority:
-            self.max_priority = max(
-                (r[0].priority for r in self.buckets.values()), default=-1)
+            self.max_priority = max(self.prios, default=-1)
+            return True
+        return False
 
 
 def _rank(rule):
@@ -67,10 +97,11 @@ class Classifier:
         self.n_words = n_words
         self._subtables = {}       # mask -> Subtable
         self._order = []           # subtables by max_priority, highest first
-        self._dirty = False
+        self._dirty = False        # _order needs re-sorting (done lazily)
+        self._n = 0
 
     def __len__(self):
-        return sum(st.n_rules for st in self._subtables.values())
+        return self._n
 
     def __iter__(self):
         for st in list(self._subtables.values()):
@@ -84,15 +115,19 @@ class Classifier:
         st = self._subtables.get(rule.mask)
         if st is None:
             st = self._subtables[rule.mask] = Subtable(rule.mask)
-        st.insert(rule)
-        self._dirty = True
+            self._dirty = True
+        if st.insert(rule):
+            self._dirty = True
+        self._n += 1
 
     def remove(self, rule):
         st = self._subtables[rule.mask]
-        st.remove(rule)
+        if st.remove(rule):
+            self._dirty = True
         if not st.n_rules:
             del self._subtables[rule.mask]
-        self._dirty = True
+            self._dirty = True
+        self._n -= 1
 
     def find_exact(self, key, mask, priority):
         """The rule with exactly this match and priority (strict), or None."""

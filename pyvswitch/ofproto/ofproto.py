@@ -345,7 +345,9 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         """Rules a modify/delete/dump request selects."""
         key, mask = fm.match.key_mask()
         out = []
-        for rule in self.rules(fm.table):
+        candidates = (self._exact_rules(fm.table, key, mask, fm.priority) if strict
+                      else self.rules(fm.table))
+        for rule in candidates:
             if strict:
                 if rule.mask != mask or rule.key != key or rule.priority != fm.priority:
                     continue
@@ -361,6 +363,13 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
                 continue
             out.append(rule)
         return out
+
+    def _exact_rules(self, table, key, mask, priority):
+        """Strict selection without a scan: the rule with exactly this match
+        and priority in `table` (every table when None), in dump order."""
+        ids = sorted(set(self.tables) | set(self.conj)) if table is None else [table]
+        found = (self._find_exact(tid, key, mask, priority) for tid in ids)
+        return [r for r in found if r is not None]
 
     def rules(self, table=None):
         """Rules in dump order: table, then priority (highest first), then age."""
