@@ -40,6 +40,7 @@ PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x1, 0x2, 0x10, 0x20, 0x4000
 PAGE = _mmap.PAGESIZE
 ALIGN = 2 << 20
+BASE_ALIGN = 1 << 30     # huge-page files map only at addresses aligned to their page size
 LIMIT = 1 << 62
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -70,7 +71,7 @@ def _mmap(addr, length, prot, flags, fd=-1, off=0):
 class GuestMemory:
     def __init__(self, window):
         self.size = GUEST_OFF + _round(int(window), ALIGN)
-        self.base = _mmap(None, self.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+        self.base = self._reserve_aligned(self.size)
         _mmap(self.base, CTRL_BYTES, PROT_READ | PROT_WRITE,
               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
         ptr = ctypes.cast(self.base, ctypes.POINTER(ctypes.c_uint8))
@@ -79,6 +80,20 @@ class GuestMemory:
         self.regions = []      # [(gpa, size, uva, moff)]
         self._maps = []        # [(mem offset, length)] of mapped files
         self._log = None       # (mem offset, length)
+
+    @staticmethod
+    def _reserve_aligned(size):
+        """Reserve `size` bytes PROT_NONE at a BASE_ALIGN-aligned address: regions
+        map at base + multiples of their file's block size, and a hugetlbfs file
+        (2 MB or 1 GB pages) refuses an address not aligned to its page size."""
+        raw = _mmap(None, size + BASE_ALIGN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+        base = _round(raw, BASE_ALIGN)
+        if base > raw:
+            _munmap(raw, base - raw)
+        tail = raw + size + BASE_ALIGN - (base + size)
+        if tail:
+            _munmap(base + size, tail)
+        return base
 
     # -- regions
     def set_table(self, regions, fds):

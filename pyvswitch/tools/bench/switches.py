@@ -159,35 +159,57 @@ class OvsSystem(Switch):
         return run("ovs-appctl", "-t", f"{self.dir}/{target}.ctl", "--timeout=20", *args,
                    env=self._env(), **kw)
 
+    netns = None        # run the daemons in a namespace of their own (see OvsDpdk)
+
     def setup(self, cleanup):
         self.dir = tempfile.mkdtemp(prefix="pvb-ovs-")
         cleanup.push("ovs dir", self._save_and_remove_dir)
         run("ovsdb-tool", "create", f"{self.dir}/conf.db", OVS_SCHEMA)
         d = self.dir
+        if self.netns:
+            cleanup.push(f"netns {self.netns}", run, "ip", "netns", "del", self.netns, check=False)
+            run("ip", "netns", "add", self.netns)
         self._daemon(cleanup, f"{d}/ovsdb-server.pid", "ovsdb-server",
                      lambda pid: self.appctl("ovsdb-server", "exit", check=False))
         run("taskset", "-c", self.opts.main_cpu, "ovsdb-server", f"{d}/conf.db",
             f"--remote=punix:{d}/db.sock", f"--pidfile={d}/ovsdb-server.pid", "--detach",
             f"--log-file={d}/ovsdb-server.log", f"--unixctl={d}/ovsdb-server.ctl",
-            "-vconsole:off", env=self._env())
+            "-vconsole:off", env=self._env(), ns=self.netns)
         self.ovsdb_pid = self._started(f"{d}/ovsdb-server.pid", "ovsdb-server")
         self.vsctl("--no-wait", "init")
         self.vsctl("--no-wait", "set", "Open_vSwitch", ".",
-                   f"other_config:pmd-cpu-mask={_cpu_mask(self.opts.switch_cpu)}")
+                   f"other_config:pmd-cpu-mask={_cpu_mask(self.opts.switch_cpu)}",
+                   *self.db_config())
         self._daemon(cleanup, f"{d}/ovs-vswitchd.pid", "ovs-vswitchd", self._stop_vswitchd)
-        run("taskset", "-c", self.opts.switch_cpu, "ovs-vswitchd", f"unix:{d}/db.sock",
+        run("taskset", "-c", self.vswitchd_cpu, self.vswitchd_binary, f"unix:{d}/db.sock",
             f"--pidfile={d}/ovs-vswitchd.pid", "--detach", f"--log-file={d}/ovs-vswitchd.log",
-            f"--unixctl={d}/ovs-vswitchd.ctl", "-vconsole:off", env=self._env())
+            f"--unixctl={d}/ovs-vswitchd.ctl", "-vconsole:off", env=self._env(), timeout=120,
+            ns=self.netns)
         self.vswitchd_pid = self._started(f"{d}/ovs-vswitchd.pid", "ovs-vswitchd")
         self.vsctl("add-br", BRIDGE, "--", "set", "bridge", BRIDGE, "datapath_type=netdev")
-        self.vsctl("add-port", BRIDGE, V1R, "--", "set", "Interface", V1R, "ofport_request=1")
-        self.vsctl("add-port", BRIDGE, V2R, "--", "set", "Interface", V2R, "ofport_request=2")
+        for name, ofport, iface_args in self.ports():
+            self.vsctl("add-port", BRIDGE, name, "--", "set", "Interface", name,
+                       f"ofport_request={ofport}", *iface_args)
         self._flows(self.ofctl)
         errs = self.vsctl("--columns=name,error", "--format=csv", "list", "Interface").stdout
         bad = [l for l in errs.splitlines()[1:] if l.split(",", 1)[1].strip() not in ("", "[]")]
         if bad:
             raise RuntimeError(f"OVS interface errors: {'; '.join(bad)}")
         time.sleep(1)
+
+    vswitchd_binary = "ovs-vswitchd"
+
+    @property
+    def vswitchd_cpu(self):
+        return self.opts.switch_cpu      # the whole daemon: its main thread polls AF_PACKET
+
+    def db_config(self):
+        """Extra Open_vSwitch other_config settings (before ovs-vswitchd starts)."""
+        return []
+
+    def ports(self):
+        """[(name, ofport, extra Interface settings)]."""
+        return [(V1R, 1, []), (V2R, 2, [])]
 
     def _stop_vswitchd(self, pid):
         self.appctl("ovs-vswitchd", "exit", "--cleanup", check=False)
@@ -263,9 +285,9 @@ class PyVSwitch(Switch):
         self.ctl("pvs-vsctl", "add-br", BRIDGE, "--", "set", "bridge", BRIDGE, "datapath_type=netdev")
         self.ctl("pvs-vsctl", "set", "Open_vSwitch", ".",
                  f"other_config:pmd-cpu-mask={_cpu_mask(self.opts.switch_cpu)}")
-        for port, ofport in ((V1R, 1), (V2R, 2)):
-            self.ctl("pvs-vsctl", "add-port", BRIDGE, port, "--", "set", "Interface", port,
-                     "type=afpacket", f"ofport_request={ofport}")
+        for name, ofport, iface_args in self.ports():
+            self.ctl("pvs-vsctl", "add-port", BRIDGE, name, "--", "set", "Interface", name,
+                     f"ofport_request={ofport}", *iface_args)
         self._flows(lambda *a: self.ctl("pvs-ofctl", *a))
         time.sleep(1)
         # the non-PMD threads go to the generator's core, like OVS's
@@ -275,6 +297,10 @@ class PyVSwitch(Switch):
                     os.sched_setaffinity(tid, {self.opts.main_cpu})
                 except OSError:
                     pass
+
+    def ports(self):
+        """[(name, ofport, extra Interface settings)]."""
+        return [(V1R, 1, ["type=afpacket"]), (V2R, 2, ["type=afpacket"])]
 
     def _save_and_remove_dir(self):
         if self.dir and os.path.isdir(self.dir):

@@ -27,6 +27,7 @@ LOCK_FILE = os.path.join(STATE_DIR, "lock")
 # ------------------------------------------------------------------ names
 PREFIX = "pvb"
 NS1, NS2 = "pvb-ns1", "pvb-ns2"
+NS_OVS = "pvb-ovs"                 # OVS-DPDK runs here (its netdev datapath owns a tap)
 V1, V2 = "pvbv1", "pvbv2"          # namespace ends
 V1R, V2R = "pvbv1r", "pvbv2r"      # root ends, the switch's ports
 BRIDGE = "pvbbr0"                  # bridge name for all three switches
@@ -196,7 +197,7 @@ def remove_leftovers():
         if os.path.exists(f"/sys/class/net/{link}"):
             log(f"removing leftover link {link}")
             run("ip", "link", "del", link, check=False)
-    for ns in (NS1, NS2):
+    for ns in (NS1, NS2, NS_OVS):
         if os.path.exists(f"/run/netns/{ns}"):
             log(f"removing leftover namespace {ns}")
             run("ip", "netns", "del", ns, check=False)
