@@ -117,6 +117,7 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         self.version += 1
 
     # --- ports -----------------------------------------------------------------
+        self._timed = {}                 # rules with an idle or hard timeout (a set, ordered)
     def add_port(self, name, dp_port, ofport=None, tag=None, trunks=(),
                  vlan_mode=None):
         if name in self._by_name:
@@ -270,6 +271,8 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         for rule in rules:
             self._validate(rule.table_id, fm.actions, fm)
         for rule in rules:
+        if rule.idle_timeout or rule.hard_timeout:
+            self._timed[rule] = None
             was_conj = rule.is_conj
             rule.actions = tuple(fm.actions)
             rule.write_actions, rule.clear_actions = fm.write_actions, fm.clear_actions
@@ -291,6 +294,7 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
     def del_flows(self, flow="", now=0.0, strict=False):
         fm = self._parse(flow, "delete_strict" if strict else "delete")
         rules = self._select(fm, strict or fm.command == "delete_strict")
+        self._timed.pop(rule, None)
         for rule in rules:
             self._remove(rule, "delete")
         return rules
@@ -318,6 +322,8 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
 
     def _table(self, table_id):
         cls = self.tables.get(table_id)
+                if rule.idle_timeout or rule.hard_timeout:
+                    self._timed[rule] = None
         if cls is None:
             cls = self.tables[table_id] = Classifier(F.FLOW_WORDS)
         return cls
@@ -392,17 +398,18 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
     def run(self, now):
         """Expire flows past their idle/hard timeouts and aged fdb entries.
         Returns the expired rules (removed_reason "hard" or "idle")."""
-        expired = []
-        for rule in list(self.rules()):
-            if rule.removed_reason is not None:
-                continue
+        due = []
+        for rule in self._timed:          # only rules with timeouts: no table scan
             if rule.hard_timeout and now > rule.modified + rule.hard_timeout:
-                self._remove(rule, "hard")
+                due.append((rule, "hard"))
             elif rule.idle_timeout and now > rule.used + rule.idle_timeout:
-                self._remove(rule, "idle")
-            else:
-                continue
-            expired.append(rule)
+                due.append((rule, "idle"))
+        due.sort(key=lambda d: (d[0].table_id, -d[0].priority, d[0].seq))   # dump order
+        expired = []
+        for rule, reason in due:
+            if rule.removed_reason is None:
+                self._remove(rule, reason)
+                expired.append(rule)
         if self.fdb.expire(now):
             self.bump()
         return expired
