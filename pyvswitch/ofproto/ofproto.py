@@ -31,6 +31,7 @@ from pyvswitch.openflow.text import FlowMod, format_flow_stats, parse_flow
 from pyvswitch.ofproto.classifier import Classifier
 from pyvswitch.ofproto.groupmeter import GroupMeterMixin
 from pyvswitch.ofproto.groups import GroupTable, MeterTable
+from pyvswitch.ofproto import mirror as MI
 from pyvswitch.ofproto.normal import VLAN_MODES, Fdb
 from pyvswitch.ofproto.packetin import PacketInMixin
 
@@ -108,6 +109,8 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         PacketInMixin.__init__(self)
         self.ports = {}                  # ofport -> Port
         self._by_name, self._by_dp = {}, {}
+        self.mirror_out = frozenset()    # their output ports (reserved for mirroring)
+        self.mirror_stats = {}           # mirror name -> mirror.Counters (tx)
         self.fdb = Fdb(mac_aging_time, mac_table_size)
         self.version = 0
         self._seq = 0
@@ -189,7 +192,8 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         return p.name if p else None
 
     def set_mirrors(self, mirrors):
-        """Install the bridge's mirrors (mirror.Mirror objects)."""
+        """Install the bridge's mirrors (mirror.Mirror objects). A mirror
+        keeps its counters while its name stays."""
         mirrors = tuple(mirrors)
         if mirrors != self.mirrors:
             self.mirrors = mirrors
@@ -228,8 +232,11 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
                     fm.cookie or 0, fm.idle_timeout, fm.hard_timeout, now,
                     self._seq, fm.importance, fm.flags,
                     write_actions=fm.write_actions, clear_actions=fm.clear_actions,
+        self.mirror_stats = {m.name: self.mirror_stats.get(m.name) or MI.Counters()
+                             for m in mirrors}
                     write_metadata=fm.write_metadata, meter=fm.meter)
         if rule.is_conj:
+            self.mirror_out = frozenset(MI.output_ports(mirrors))
             self.conj.setdefault(table, []).append(rule)
             self.conj[table].sort(key=lambda r: (-r.priority, r.seq))
         else:

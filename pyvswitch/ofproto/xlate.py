@@ -122,7 +122,7 @@ def xlate(ofp, key, now, learn=True, set_vlan=False, trace=False):
         put(flow, "in_port", port.ofport)
         ctx.in_port = port.ofport
         if ctx.ofp.mirrors:
-            MI.mirror_input(ctx, lambda p: _emit(ctx, p, ctx.in_tci, mirror=False))
+            MI.mirror_input(ctx, lambda p, t: _emit(ctx, p, t, mirror=False))
         _table(ctx, 0)
         if ctx.action_set and not ctx.error:
             XA.run_action_set(ctx)
@@ -268,7 +268,7 @@ def _emit(ctx, ofport, tci, mirror=True):
     _commit_vlan(ctx, tci)
     ctx.actions.append(("output", port.dp_port))
     if mirror and ctx.ofp.mirrors:
-        MI.mirror_output(ctx, ofport, lambda p: _emit(ctx, p, tci, mirror=False))
+        MI.mirror_output(ctx, ofport, lambda p, t: _emit(ctx, p, t, mirror=False))
 
 
 def commit(ctx):
@@ -306,7 +306,11 @@ def _normal(ctx, in_port, tci):
     for name, mask in (("in_port", None), ("vlan_tci", 0x1FFF),
                        ("dl_src", None), ("dl_dst", None)):
         ctx.examine(name, mask)
-    res = N.normal(ctx.ofp.ports, ctx.ofp.fdb, in_port, tci,
+    ofp = ctx.ofp
+    if MI.reserved(ofp, in_port):
+        ctx.note(f"-> packet received on port {in_port}, which is reserved for mirroring", 1)
+        return
+    res = N.normal(ofp.ports, ofp.fdb, in_port, tci,
                    get(ctx.flow, "dl_src"), get(ctx.flow, "dl_dst"), ctx.now,
                    ctx.learn)
     for line in res.trace:
@@ -317,7 +321,8 @@ def _normal(ctx, in_port, tci):
     cur = ctx.dp_tci
     for ofport, out_tci in sorted(res.outputs,
                                   key=lambda o: (o[1] != cur, o[1], o[0])):
-        _emit(ctx, ofport, out_tci)
+        if not MI.reserved(ofp, ofport):
+            _emit(ctx, ofport, out_tci)
 
 
 _HANDLERS = {A.Output: _output}   # xlate_actions.py registers the others

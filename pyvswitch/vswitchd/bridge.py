@@ -20,6 +20,7 @@ from pyvswitch.openflow.fields import OFPP_LOCAL
 from pyvswitch.ports.base import PortError, port_class
 
 OFPORT_MAX = 65279
+from pyvswitch.ofproto import mirror as MI
 
 
 @dataclass
@@ -71,6 +72,31 @@ class Bridge:
             for iface in self.ifaces.values():
                 if iface.port_name == name and iface.port is not None:
                     self.ofproto.set_port_vlan(iface.name, **_vlan_cfg(config))
+    # --- mirrors --------------------------------------------------------
+    def apply_mirrors(self):
+        """The bridge's Mirror rows (config "mirrors", ports by name) as
+        ofproto Mirrors over the ofports its ports have now. A mirror with no
+        output (its output port is missing and it has no output_vlan) or that
+        selects nothing is left out, as Open vSwitch leaves it."""
+        ofports = {}
+        for i in self.ifaces.values():
+            if i.ofport > 0 and i.port is not None:
+                ofports.setdefault(i.port_name, []).append(i.ofport)
+
+        def sel(names):
+            return frozenset(o for n in names for o in ofports.get(n, ()))
+        mirrors = []
+        for c in self.config.get("mirrors") or ():
+            src, dst = sel(c["select_src_port"]), sel(c["select_dst_port"])
+            out = min(ofports.get(c["output_port"], ()), default=None)
+            if out is None and c["output_vlan"] is None or not (c["select_all"] or src or dst):
+                continue
+            mirrors.append(MI.Mirror(c["name"], out, src, dst, bool(c["select_all"]),
+                                     frozenset(c["select_vlan"]),
+                                     c["output_vlan"] if out is None else None))
+        with self.lock:
+            self.ofproto.set_mirrors(mirrors)
+
 
     def del_port(self, name):
         self.ports.pop(name, None)

@@ -176,6 +176,8 @@ class Switch:
         if ops:
             self.dpif.flow_flush()
         self.write_status()
+        for br in self.bridges.values():   # mirrors name ports: after every port change
+            br.apply_mirrors()
         self.cur_cfg = dbstate.next_cfg(snap)
         root_uuid, _ = snap.root()
         self.store.write_status({"Open_vSwitch": {root_uuid: {"cur_cfg": self.cur_cfg}}})
@@ -321,3 +323,6 @@ def in_port_mask(dp_port):
     word, bits = field_mask("in_port")
     mask[word] = bits
     return mask
+        mirrors = dbstate.mirror_status(self.snap, self.bridges)
+        if mirrors:
+            self.store.write_status(mirrors)

@@ -35,7 +35,8 @@ def desired_state(snap):
                                 "vlan_mode": p["vlan_mode"],
                                 "other_config": dict(p["other_config"]), "interfaces": ifaces}
         bridges[b["name"]] = {"datapath_type": b["datapath_type"], "fail_mode": b["fail_mode"],
-                              "other_config": dict(b["other_config"]), "ports": ports}
+                              "other_config": dict(b["other_config"]), "ports": ports,
+                              "mirrors": mirror_config(t, b)}
     return {"other_config": dict(root["other_config"]), "bridges": bridges}
 
 
@@ -115,3 +116,40 @@ def _iface_columns(iface, port_stats):
 
 def key_in_port(key):
     return get_field(key, "in_port")
+
+
+def mirror_config(t, b):
+    """A bridge's Mirror rows as plain data, ports by name (the bridge turns
+    them into ofproto Mirrors over its ofports), in name order."""
+    def name(pu):
+        p = t["Port"].get(pu) if pu else None
+        return p["name"] if p is not None else None
+    out = []
+    for mu in b["mirrors"]:
+        m = t["Mirror"].get(mu)
+        if m is None:
+            continue
+        out.append({"name": m["name"], "select_all": bool(m["select_all"]),
+                    "select_src_port": sorted(filter(None, map(name, m["select_src_port"]))),
+                    "select_dst_port": sorted(filter(None, map(name, m["select_dst_port"]))),
+                    "select_vlan": sorted(m["select_vlan"]),
+                    "output_port": name(m["output_port"]), "output_vlan": m["output_vlan"]})
+    return sorted(out, key=lambda c: c["name"])
+
+
+def mirror_status(snap, bridges):
+    """{"Mirror": {uuid: {"statistics": {tx_packets, tx_bytes}}}}: the copies
+    each mirror sent, as Open vSwitch counts them."""
+    rows = {}
+    t = snap.tables
+    for b in t["Bridge"].values():
+        br = bridges.get(b["name"])
+        if br is None:
+            continue
+        for mu in b["mirrors"]:
+            m = t["Mirror"].get(mu)
+            c = br.ofproto.mirror_stats.get(m["name"]) if m is not None else None
+            if c is not None:
+                rows[mu] = {"statistics": {"tx_packets": int(c.n_packets),
+                                           "tx_bytes": int(c.n_bytes)}}
+    return {"Mirror": rows} if rows else {}
