@@ -15,7 +15,10 @@ Checksums are updated incrementally (RFC 1624, eqn. 3), one 16-bit word at a
 time: the IPv4 header checksum for IPv4 fields; the TCP and UDP checksums for
 addresses (pseudo-header) and ports; ICMPv6 for IPv6 addresses. A UDP
 checksum of 0 (none, IPv4) stays 0 and a computed 0 is sent as 0xffff.
-SCTP's CRC32c is not recomputed (limitation). Values travel as int64 words
+SCTP's CRC32c is recomputed after a port rewrite as Open vSwitch does
+(packet_set_sctp_port): new = old ^ crc(before) ^ crc(after), over the SCTP
+packet with its checksum field taken as zero, so a packet that arrived with a
+bad checksum keeps a bad one. Values travel as int64 words
 (two's complement for 64-bit halves): only shifts and masks are used, so
 there is no signed/unsigned mixing.
 
@@ -25,6 +28,8 @@ there is no signed/unsigned mixing.
 
 import struct
 
+import numpy as np
+
 from pyvswitch.core.jit import kernel
 
 F_ETH_SRC, F_ETH_DST, F_IPV4_SRC, F_IPV4_DST, F_IPV4_TOS, F_IPV4_TTL = 1, 2, 3, 4, 5, 6
@@ -32,6 +37,39 @@ F_IPV6_SRC, F_IPV6_DST, F_IPV6_TC, F_IPV6_LABEL, F_IPV6_HLIMIT = 7, 8, 9, 10, 11
 F_TCP_SRC, F_TCP_DST, F_UDP_SRC, F_UDP_DST, F_SCTP_SRC, F_SCTP_DST = 12, 13, 14, 15, 16, 17
 N_FIELDS = 18
 MAX_EXT = 8
+
+
+def _crc32c_table():
+    t = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+CRC32C_TABLE = _crc32c_table()
+_CRC32C = np.array(CRC32C_TABLE, dtype=np.int64)
+
+
+@kernel(nrt=False, inline=True)
+def _crc32c(b, start, end, skip):
+    """CRC32c (Castagnoli) of b[start:end] with the 4 bytes at `skip` read as 0."""
+    c = 0xFFFFFFFF
+    for i in range(start, end):
+        v = 0 if i >= skip and i < skip + 4 else int(b[i])
+        c = _CRC32C[(c ^ v) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+@kernel(nrt=False, inline=True)
+def _sctp_fix(b, at, before, after):
+    """Carry a CRC32c change into the checksum at b[at:at+4] (stored
+    least significant byte first, as the kernel's sctp_compute_cksum)."""
+    d = before ^ after
+    for k in range(4):
+        b[at + k] = int(b[at + k]) ^ ((d >> (8 * k)) & 0xFF)
 
 
 @kernel(nrt=False, inline=True)
@@ -184,6 +222,11 @@ def set_field(b, off, length, fid, v0, m0, v1, m1):
         c2, udp = _l4_csum(b, l4, end, proto, et == 0x86DD)
         if proto == 6 and c2 < 0 or end - l4 < (8 if proto == 17 else 12):
             return
+        if proto == 132:
+            before = _crc32c(b, l4, end, l4 + 8)
+            _write(b, l4, at, 2, v0, m0, -1, -1, False)
+            _sctp_fix(b, l4 + 8, before, _crc32c(b, l4, end, l4 + 8))
+            return
         _write(b, l4, at, 2, v0, m0, c2, -1, udp)
 
 
@@ -303,4 +346,19 @@ def set_field_ref(fr, fid, value, mask):
     if proto == 6 and not sums:
         return
     at = l4 + (0 if (fid - F_TCP_SRC) % 2 == 0 else 2)
+    if proto == 132:
+        before = crc32c_ref(fr[l4:l4 + 8] + b"\0\0\0\0" + fr[l4 + 12:end])
+        _write_ref(fr, l4, at, 2, value, mask, [])
+        after = crc32c_ref(fr[l4:l4 + 8] + b"\0\0\0\0" + fr[l4 + 12:end])
+        old = int.from_bytes(fr[l4 + 8:l4 + 12], "little")
+        fr[l4 + 8:l4 + 12] = (old ^ before ^ after).to_bytes(4, "little")
+        return
     _write_ref(fr, l4, at, 2, value, mask, sums)
+
+
+def crc32c_ref(data):
+    """CRC32c (Castagnoli), as SCTP uses it."""
+    c = 0xFFFFFFFF
+    for v in data:
+        c = CRC32C_TABLE[(c ^ v) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
