@@ -29,7 +29,8 @@ def pmd_stats(dp):
             "busy_cycles": int(d[S.S_BUSY_CYC]), "idle_cycles": int(d[S.S_IDLE_CYC]),
             "iterations": int(d[S.S_ITER]), "sleeps": int(d[S.S_SLEEPS]),
             "tx_batches": int(d[S.S_TX_BATCHES]), "tx_packets": int(d[S.S_TX_PACKETS]),
-            "userspace": int(d[S.S_USERSPACE])}
+            "userspace": int(d[S.S_USERSPACE]), "recirculations": int(d[S.S_RECIRC]),
+            "recirc_drops": int(d[S.S_RECIRC_DROP])}
     return out
 
 
@@ -51,8 +52,8 @@ def pmd_stats_show(dp):
         lines += [
             f"pmd thread numa_id 0 core_id {core}:",
             f"  packets received: {pk}",
-            "  packet recirculations: 0",
-            f"  avg. datapath passes per packet: {1.0 if pk else 0.0:.2f}",
+            f"  packet recirculations: {s['recirculations']}",
+            f"  avg. datapath passes per packet: {_avg(pk + s['recirculations'], pk):.2f}",
             "  phwol hits: 0",
             "  mfex opt hits: 0",
             "  simple match hits: 0",

@@ -32,7 +32,8 @@ def _fmt(v, m, full, show):
 
 def format_match(key, mask):
     k, m = L.unpack_key(key), L.unpack_key(mask)
-    out = [f"recirc_id({k['recirc_id']})", f"in_port({k['in_port']})"]
+    rid = k["recirc_id"]
+    out = [f"recirc_id({rid:#x})" if rid else "recirc_id(0)", f"in_port({k['in_port']})"]   # C's %#x
 
     def group(name, fields):
         items = []

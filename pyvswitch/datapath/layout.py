@@ -74,7 +74,7 @@ W_DL_SRC = 2
 W_TCP_FLAGS, S_TCP_FLAGS = 2, 48
 W_NW_ADDR, S_NW_SRC, S_NW_DST = 3, 0, 32
 W_TP, S_TP_SRC, S_TP_DST = 4, 0, 16
-W_RECIRC = 5
+W_RECIRC = 5          # recirc_id: bits 0-31
 W_IPV6_SRC_HI, W_IPV6_SRC_LO, W_IPV6_DST_HI, W_IPV6_DST_LO = 6, 7, 8, 9
 W_ARP_SHA, W_ARP_THA = 10, 11
 W_IPV6_LABEL = 12
@@ -85,6 +85,24 @@ VLAN_PCP_SHIFT = 13
 
 FRAG_ANY = 1
 FRAG_LATER = 2
+
+# Packet metadata: key fields that do not come from the headers. A packet that
+# recirculates is parsed again (its headers may have changed, e.g. after a
+# tunnel pop) and keeps these from its previous pass (OVS's pkt_metadata).
+META_FIELDS = ("in_port", "recirc_id", "ct_state", "ct_zone", "ct_mark", "pkt_mark",
+               "tun_id", "tun_src", "tun_dst", "dp_hash")
+
+
+def _meta_mask():
+    m = np.zeros(KEY_WORDS, np.uint64)
+    for name in META_FIELDS:
+        word, shift, bits = FIELDS[name]
+        m[word] |= np.uint64(((1 << bits) - 1) << shift)
+    return m
+
+
+META_MASK = _meta_mask()
+MAX_RECIRC_DEPTH = 6    # passes after the first; deeper recirculation drops (as OVS)
 
 
 def field_mask(name):

@@ -12,7 +12,7 @@ What: runs xlate with tracing on and prints
          -> no learned MAC for destination, flooding
 
     Final flow: unchanged
-    Megaflow: in_port=1,vlan_tci=0x0000/0x1fff,dl_src=...,dl_dst=...
+    Megaflow: recirc_id=0,in_port=1,vlan_tci=0x0000/0x1fff,dl_src=...,dl_dst=...
     Datapath actions: 12,push_vlan(vid=10,pcp=0),13
 
 Ports print as OpenFlow port numbers (in_port is shown as the ofport, as OVS
@@ -77,7 +77,10 @@ _FIRST = ("in_port", "vlan_tci", "dl_src", "dl_dst", "dl_type")
 def format_megaflow(words, mask):
     """The examined fields of `words` under `mask`, in layout terms."""
     parts = []
-    rest = [n for n in layout.FIELDS if n not in _FIRST]
+    rid = get(words, "recirc_id") & get(mask, "recirc_id")
+    if get(mask, "recirc_id"):                      # first, in C's %#x, as OVS prints it
+        parts.append(f"recirc_id={rid:#x}" if rid else "recirc_id=0")
+    rest = [n for n in layout.FIELDS if n not in _FIRST and n != "recirc_id"]
     for name in (*_FIRST, *rest):
         if name.endswith("_lo"):
             continue

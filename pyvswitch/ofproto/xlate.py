@@ -138,6 +138,10 @@ def _dp_mask(wc):
     word, shift, bits = layout.FIELDS["in_port"]
     if (words[word] >> shift) & ((1 << bits) - 1):
         words[word] |= ((1 << bits) - 1) << shift
+    # every megaflow matches recirc_id exactly, as OVS's: a flow translated for
+    # a first pass must never catch a recirculated packet, nor the reverse
+    word, shift, bits = layout.FIELDS["recirc_id"]
+    words[word] |= ((1 << bits) - 1) << shift
     return np.array(words, dtype=np.uint64)
 
 

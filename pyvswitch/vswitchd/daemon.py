@@ -320,8 +320,9 @@ class Switch:
 
 def in_port_mask(dp_port):
     mask = new_key()
-    word, bits = field_mask("in_port")
-    mask[word] = bits
+    for name in ("in_port", "recirc_id"):       # recirc_id: exact in every megaflow
+        word, bits = field_mask(name)
+        mask[word] |= np.uint64(bits)
     return mask
         mirrors = dbstate.mirror_status(self.snap, self.bridges)
         if mirrors:

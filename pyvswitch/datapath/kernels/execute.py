@@ -8,8 +8,13 @@ meter runs the token bucket of meter.py at the action's address (a packet
 over the rate stops there), timed by the PMD's stamped clock plus the TSC. output calls portio.tx_one on this PMD's tx row for the port (txmap)
 and marks the row touched, so the loop flushes it once per burst. userspace
 copies the packet (as it is at that point) into a fresh slot on the upcall
-queue with the action's argument; the Python side hands it on. recirc is
-reserved (counted, then the packet stops). The slot itself is not freed here.
+queue with the action's argument; the Python side hands it on. recirc puts
+the packet on the PMD's recirculation queue with its key (metadata kept,
+recirc_id = the argument) for another datapath pass in the same burst: as
+the last action the slot itself moves there (no copy), otherwise a copy goes.
+Deeper than MAX_RECIRC_DEPTH, or with the queue full, it is dropped
+(S_RECIRC_DROP). execute_actions returns 1 when the slot moved (the caller
+must not free it), else 0; otherwise the slot is not freed here.
 
 `execute_ref(actions, frame)` is the twin over bytes: it returns the
 (dp_port, frame) outputs and (arg, frame) userspace copies in order.
@@ -17,6 +22,8 @@ Called by the PMD loop and by `execute_upcalls` (PMD thread only).
 """
 
 import struct
+
+import numpy as np
 
 from pyvswitch.core.intrinsics import memcpy_u8, rdtsc, view_i64, view_i64_py, view_u8
 from pyvswitch.core.jit import kernel
@@ -26,6 +33,7 @@ from pyvswitch.datapath.kernels import meter as MT
 from pyvswitch.datapath.kernels import portio
 from pyvswitch.datapath.kernels import setfield as SF
 from pyvswitch.datapath.kernels import state as S
+from pyvswitch.datapath.layout import MAX_RECIRC_DEPTH, W_RECIRC
 from pyvswitch.ports.io import IO_COLS
 
 VLAN_CFI = 0x1000
@@ -78,8 +86,38 @@ def _now_ns(p):
 
 
 @kernel(nrt=False, inline=True)
+def _recirc(p, slot, off, length, key, rid, move):
+    """Queue the packet for another pass with recirc_id = rid; returns 1 if the
+    slot itself moved to the queue."""
+    n = p.ctl[S.C_RCQ_N]
+    depth = p.ctl[S.C_DEPTH]
+    if depth >= MAX_RECIRC_DEPTH or n >= p.rcq_meta.shape[0]:
+        p.stats[S.S_RECIRC_DROP] += 1
+        return 0
+    if not move:
+        top = p.ctl[S.C_FREE_TOP]
+        if top == 0:
+            p.stats[S.S_RECIRC_DROP] += 1
+            return 0
+        top -= 1
+        p.ctl[S.C_FREE_TOP] = top
+        new = p.free[top]
+        memcpy_u8(p.pool[new], off, p.pool[slot], off, length)
+        slot = new
+    for w in range(p.rcq_key.shape[1]):
+        p.rcq_key[n, w] = key[w]
+    p.rcq_key[n, W_RECIRC] = (key[W_RECIRC] & ~np.uint64(0xFFFFFFFF)) | np.uint64(rid & 0xFFFFFFFF)
+    m = p.rcq_meta[n]
+    m[S.RC_SLOT], m[S.RC_OFF], m[S.RC_LEN], m[S.RC_DEPTH] = slot, off, length, depth + 1
+    p.ctl[S.C_RCQ_N] = n + 1
+    p.stats[S.S_RECIRC] += 1
+    return 1 if move else 0
+
+
+@kernel(nrt=False, inline=True)
 def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
-    """Run acts[a_off:a_off+a_len] over the packet; bounds are checked."""
+    """Run acts[a_off:a_off+a_len] over the packet; bounds are checked.
+    Returns 1 if the slot moved to the recirculation queue, else 0."""
     b = p.pool[slot]
     end = min(a_off + a_len, acts.shape[0])
     i = max(a_off, 0)
@@ -91,7 +129,7 @@ def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
         elif op == A.OP_PUSH_VLAN:
             if off < 4 or length < 12:
                 p.stats[S.S_LOST] += 1
-                return
+                return 0
             for k in range(12):
                 b[off - 4 + k] = b[off + k]
             off -= 4
@@ -118,21 +156,22 @@ def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
             wide = arg == SF.F_IPV6_SRC or arg == SF.F_IPV6_DST
             n = 4 if wide else 2
             if i + n > end:
-                return
+                return 0
             v1 = acts[i + 2] if wide else 0
             m1 = acts[i + 3] if wide else 0
             SF.set_field(b, off, length, arg, acts[i], acts[i + 1], v1, m1)
             i += n
         elif op == A.OP_METER:
             if not MT.meter_pass(view_i64(arg, MT.METER_COLS), length, _now_ns(p)):
-                return
+                return 0
         elif op == A.OP_USERSPACE:
             _to_userspace(p, slot, off, length, key, in_port, arg)
         elif op == A.OP_RECIRC:
-            p.stats[S.S_RECIRC_DROP] += 1
-            return
+            if _recirc(p, slot, off, length, key, arg, i >= end - 1) == 1:
+                return 1
         else:
-            return
+            return 0
+    return 0
 
 
 @kernel(nrt=False, inline=True)
@@ -149,9 +188,10 @@ def flush_touched(p):
     p.ctl[S.C_NTOUCHED] = 0
 
 
-def execute_ref(actions, frame, now=0):
+def execute_ref(actions, frame, now=0, recircs=None):
     """Twin: (outputs [(port, bytes)], userspace [(arg, bytes)]) of the actions;
-    meters update their rows (at the action's address) as of time `now`."""
+    meters update their rows (at the action's address) as of time `now`;
+    recirculations are appended to `recircs` as (recirc_id, bytes)."""
     outs, ups = [], []
     fr = bytearray(frame)
     for act in actions:
@@ -179,6 +219,9 @@ def execute_ref(actions, frame, now=0):
                 return outs, ups
         elif name == "userspace":
             ups.append((act[1], bytes(fr)))
-        else:                            # drop, recirc
+        elif name == "recirc":
+            if recircs is not None:
+                recircs.append((act[1], bytes(fr)))
+        else:                            # drop
             return outs, ups
     return outs, ups

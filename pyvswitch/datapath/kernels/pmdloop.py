@@ -18,6 +18,10 @@ IO_FDs, with a timeout doubling from 1 us up to C_SLEEP_MAX_US (0: never
 sleep, busy-poll like OVS's default). Cycles (rdtsc) of iterations that got
 packets count as busy, the others (sleep included) as idle.
 
+Recirculation: packets whose actions end in recirc(id) wait on the PMD's
+recirculation queue and get another pass (drain_recirc) before the burst's
+tx rows are flushed, so they join the same output batches.
+
 execute_upcalls runs after Python has answered the upcalls. Both kernels run
 on the PMD thread only.
 """
@@ -32,9 +36,9 @@ from pyvswitch.datapath.kernels import portio
 from pyvswitch.datapath.kernels.emc import emc_insert, emc_lookup
 from pyvswitch.datapath.kernels.execute import execute_actions, flush_touched
 from pyvswitch.datapath.kernels.hash import hash_key
-from pyvswitch.datapath.kernels.parse import parse_burst
+from pyvswitch.datapath.kernels.parse import parse_burst, parse_frame
 from pyvswitch.datapath.kernels.state import *  # noqa: F403 (constants)
-from pyvswitch.datapath.layout import S_TCP_FLAGS, W_TCP_FLAGS
+from pyvswitch.datapath.layout import KEY_WORDS, META_MASK, S_IN_PORT, S_TCP_FLAGS, W_IN_PORT, W_TCP_FLAGS
 from pyvswitch.ports import io as pio
 
 
@@ -82,8 +86,58 @@ def _miss(p, slot, off, length, key, in_port):
     for w in range(p.upq_key.shape[1]):
         p.upq_key[n, w] = key[w]
     m = p.upq_meta[n]
-    m[U_SLOT], m[U_OFF], m[U_LEN], m[U_IN_PORT], m[U_KIND], m[U_ARG] = slot, off, length, in_port, KIND_MISS, 0
+    m[U_SLOT], m[U_OFF], m[U_LEN], m[U_IN_PORT], m[U_KIND] = slot, off, length, in_port, KIND_MISS
+    m[U_ARG] = p.ctl[C_DEPTH]
     p.ctl[C_UPQ_N] = n + 1
+
+
+@kernel(nrt=False, inline=True)
+def _lookup_execute(p, t, key, slot, off, length, in_port, now):
+    """EMC, then dpcls, then the megaflow's actions; a miss goes to the upcall
+    queue with its slot. Frees the slot unless it moved on."""
+    h = hash_key(key)
+    f = emc_lookup(t, key, h)
+    if f >= 0:
+        p.stats[S_EMC_HITS] += 1
+    else:
+        f, nsub = D.dpcls_lookup(t, key)
+        if f < 0:
+            _miss(p, slot, off, length, key, in_port)
+            return
+        p.stats[S_MF_HITS] += 1
+        p.stats[S_SUBTABLE_LOOKUPS] += nsub
+        if _emc_should_insert(p):
+            emc_insert(t, key, h, f)
+    _credit(t, f, length, key, now)
+    if execute_actions(p, t.actions, t.mf_meta[f, D.MF_ACT_OFF],
+                       t.mf_meta[f, D.MF_ACT_LEN], slot, off, length, key, in_port) == 0:
+        _free_slot(p, slot)
+
+
+@kernel(nrt=False)
+def drain_recirc(p, t, now):
+    """Give every packet on the recirculation queue (and those its passes
+    queue again, up to MAX_RECIRC_DEPTH) another datapath pass: parse the
+    frame again, keep the metadata (in_port, recirc_id, ct_*, tun_*, ...)."""
+    b = p.burst
+    while p.ctl[C_RCQ_N] > 0:
+        n = p.ctl[C_RCQ_N]
+        for i in range(n):
+            for w in range(KEY_WORDS):
+                p.keys[i, w] = p.rcq_key[i, w]
+            for c in range(RC_COLS):
+                b[c, i] = p.rcq_meta[i, c]
+        p.ctl[C_RCQ_N] = 0
+        for i in range(n):
+            slot, off, length = b[RC_SLOT, i], b[RC_OFF, i], b[RC_LEN, i]
+            key = p.keys[i]
+            in_port = np.int64((key[W_IN_PORT] >> np.uint64(S_IN_PORT)) & np.uint64(0xFFFF))
+            parse_frame(p.pool[slot], off, length, in_port, p.rkey)
+            for w in range(KEY_WORDS):
+                key[w] = (p.rkey[w] & ~META_MASK[w]) | (key[w] & META_MASK[w])
+            p.ctl[C_DEPTH] = b[RC_DEPTH, i]
+            _lookup_execute(p, t, key, slot, off, length, in_port, now)
+    p.ctl[C_DEPTH] = 0
 
 
 @kernel(nrt=False, inline=True)
@@ -91,25 +145,9 @@ def process_burst(p, t, n, in_port, now):
     b = p.burst
     parse_burst(p.pool, b[B_SLOT], b[B_OFF], b[B_LEN], n, in_port, p.keys)
     for i in range(n):
-        key = p.keys[i]
-        slot, off, length = b[B_SLOT, i], b[B_OFF, i], b[B_LEN, i]
-        h = hash_key(key)
-        f = emc_lookup(t, key, h)
-        if f >= 0:
-            p.stats[S_EMC_HITS] += 1
-        else:
-            f, nsub = D.dpcls_lookup(t, key)
-            if f < 0:
-                _miss(p, slot, off, length, key, in_port)
-                continue
-            p.stats[S_MF_HITS] += 1
-            p.stats[S_SUBTABLE_LOOKUPS] += nsub
-            if _emc_should_insert(p):
-                emc_insert(t, key, h, f)
-        _credit(t, f, length, key, now)
-        execute_actions(p, t.actions, t.mf_meta[f, D.MF_ACT_OFF],
-                        t.mf_meta[f, D.MF_ACT_LEN], slot, off, length, key, in_port)
-        _free_slot(p, slot)
+        _lookup_execute(p, t, p.keys[i], b[B_SLOT, i], b[B_OFF, i], b[B_LEN, i], in_port, now)
+    if p.ctl[C_RCQ_N] > 0:
+        drain_recirc(p, t, now)
     flush_touched(p)
 
 
@@ -202,12 +240,18 @@ def execute_upcalls(p, t, n, progs, prog_off, prog_len, flows, now):
     (userspace actions) move to the front of the queue."""
     for i in range(n):
         m = p.upq_meta[i]
+        moved = 0
         if m[U_KIND] == KIND_MISS:
             if flows[i] >= 0:
                 _credit(t, flows[i], m[U_LEN], p.upq_key[i], now)
-            execute_actions(p, progs, prog_off[i], prog_len[i], m[U_SLOT],
-                            m[U_OFF], m[U_LEN], p.upq_key[i], m[U_IN_PORT])
-        _free_slot(p, m[U_SLOT])
+            p.ctl[C_DEPTH] = m[U_ARG]
+            moved = execute_actions(p, progs, prog_off[i], prog_len[i], m[U_SLOT],
+                                    m[U_OFF], m[U_LEN], p.upq_key[i], m[U_IN_PORT])
+            p.ctl[C_DEPTH] = 0
+        if moved == 0:
+            _free_slot(p, m[U_SLOT])
+    if p.ctl[C_RCQ_N] > 0:
+        drain_recirc(p, t, now)
     flush_touched(p)
     total = p.ctl[C_UPQ_N]
     for k in range(n, total):

@@ -25,6 +25,10 @@ object keeps those arrays referenced while their addresses are published.
     pollfds[R+1, 2] int32             struct pollfd: [0] the wake eventfd
     timespec[2] int64                 ppoll timeout
     rxq_cycles[R] int64               busy cycles spent on each rxq
+    rcq_key[BURST, KEY_WORDS] uint64  packets to recirculate: key (metadata
+    rcq_meta[BURST, RC_COLS] int64    and new recirc_id), slot, off, len,
+                                      depth; ctl[C_RCQ_N] of them
+    rkey[KEY_WORDS] uint64            scratch key of a recirculated packet
 """
 
 from collections import namedtuple
@@ -41,12 +45,15 @@ C_GEN, C_ACK, C_STOP, C_MAX_ITER, C_SLEEP_MAX_US, C_WAKE_FD, C_NRXQ = range(7)
 C_NOW_NS, C_NOW_TSC, C_CYC_PER_US, C_EMC_INV_PROB, C_RAND, C_UPQ_N = range(7, 13)
 C_FREE_TOP, C_IDLE_RUN, C_SLEEP_US, C_SPIN_POLLS, C_NTOUCHED, C_NPOLL = range(13, 19)
 C_FD_WAKES = 19     # 1 when every rxq has an fd that wakes ppoll: sleep longer
+C_RCQ_N = 20        # packets on the recirculation queue
+C_DEPTH = 21        # recirculation depth of the packet being executed
 C_COLS = 24
 FD_SLEEP_MAX_US = 100_000   # sleep cap when fds wake the PMD (traffic does at once)
 
 S_PACKETS, S_EMC_HITS, S_MF_HITS, S_MISS, S_LOST, S_UPCALL_OK, S_UPCALL_FAIL = range(7)
 S_SUBTABLE_LOOKUPS, S_BUSY_CYC, S_IDLE_CYC, S_ITER, S_SLEEPS, S_TX_BATCHES = range(7, 13)
 S_TX_PACKETS, S_USERSPACE, S_RECIRC_DROP, S_NO_SLOT, S_TX_NOPORT = range(13, 18)
+S_RECIRC = 18       # recirculations (extra datapath passes)
 S_COLS = 24
 
 B_SLOT, B_OFF, B_LEN, B_FLOW = range(4)
@@ -54,12 +61,15 @@ B_COLS = 4
 
 U_SLOT, U_OFF, U_LEN, U_IN_PORT, U_KIND, U_ARG = range(6)
 U_COLS = 6
-KIND_MISS, KIND_USERSPACE = 0, 1
+KIND_MISS, KIND_USERSPACE = 0, 1      # a miss's U_ARG is its recirculation depth
+
+RC_SLOT, RC_OFF, RC_LEN, RC_DEPTH = range(4)
+RC_COLS = 4
 
 RET_ITER, RET_GEN, RET_UPCALL, RET_STOP = 0, 1, 2, 3
 
 PmdState = namedtuple("PmdState", "pool free ctl stats rxq rowptr memptr qstats txmap touched tlist burst keys "
-                                  "upq_key upq_meta pollfds timespec rxq_cycles")
+                                  "upq_key upq_meta pollfds timespec rxq_cycles rcq_key rcq_meta rkey")
 
 
 def new_state(pool, free_slots, max_rows=64, upq_len=64):
@@ -74,7 +84,9 @@ def new_state(pool, free_slots, max_rows=64, upq_len=64):
         upq_key=np.zeros((upq_len, KEY_WORDS), np.uint64),
         upq_meta=np.zeros((upq_len, U_COLS), np.int64),
         pollfds=np.zeros((r + 1, 2), np.int32), timespec=np.zeros(2, np.int64),
-        rxq_cycles=np.zeros(r, np.int64))
+        rxq_cycles=np.zeros(r, np.int64),
+        rcq_key=np.zeros((BURST, KEY_WORDS), np.uint64), rcq_meta=np.zeros((BURST, RC_COLS), np.int64),
+        rkey=np.zeros(KEY_WORDS, np.uint64))
     p.ctl[C_FREE_TOP] = len(free_slots)
     p.ctl[C_WAKE_FD] = -1
     p.ctl[C_MAX_ITER] = 1 << 16

@@ -35,11 +35,11 @@ def test_in_port_output_rule_mask(br):
     br.add_flow("in_port=1,priority=100,actions=output:2")
     r = xlate(br, pkt(11), 0.0)
     assert r.actions == [("output", 12)]
-    assert layout.mask_fields(r.mask) == {"in_port": 0xFFFF}
+    assert layout.mask_fields(r.mask) == {"in_port": 0xFFFF, "recirc_id": 0xFFFFFFFF}
     assert [x.priority for x in r.rules_hit] == [100]
     # Another input port misses the in_port subtable and falls to NORMAL.
     r = xlate(br, pkt(12), 0.0, learn=False)
-    assert set(layout.mask_fields(r.mask)) == {"in_port", "vlan_tci", "dl_src", "dl_dst"}
+    assert set(layout.mask_fields(r.mask)) == {"in_port", "recirc_id", "vlan_tci", "dl_src", "dl_dst"}
 
 
 def test_named_ports_and_port_specials(br):
@@ -110,7 +110,7 @@ def test_table_miss_drops_and_unknown_in_port(br):
     assert r.actions == [] and r.rules_hit == []
     r = xlate(br, pkt(99), 0.0)
     assert r.actions == [] and r.error
-    assert layout.mask_fields(r.mask) == {"in_port": 0xFFFF}
+    assert layout.mask_fields(r.mask) == {"in_port": 0xFFFF, "recirc_id": 0xFFFFFFFF}
 
 
 def test_add_replace_modify_delete(br):

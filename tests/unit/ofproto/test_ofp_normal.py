@@ -9,7 +9,7 @@ from pyvswitch.ofproto.xlate import xlate
 
 MAC1, MAC2, MAC3 = 0x0A0000000001, 0x0A0000000002, 0x0A0000000003
 BCAST = 0xFFFFFFFFFFFF
-NORMAL_MASK = {"in_port": 0xFFFF, "vlan_tci": 0x1FFF,
+NORMAL_MASK = {"in_port": 0xFFFF, "recirc_id": 0xFFFFFFFF, "vlan_tci": 0x1FFF,
                "dl_src": 2**48 - 1, "dl_dst": 2**48 - 1}
 
 

@@ -28,7 +28,7 @@ bridge("br0")
      -> no learned MAC for destination, flooding
 
 Final flow: unchanged
-Megaflow: in_port=1,vlan_tci=0x0000/0x1fff,dl_src=0a:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff
+Megaflow: recirc_id=0,in_port=1,vlan_tci=0x0000/0x1fff,dl_src=0a:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff
 Datapath actions: 12,push_vlan(vid=10,pcp=0),13
 """
 
@@ -47,7 +47,7 @@ def test_trace_resubmit_and_final_flow():
     output:p2
 """ in text
     assert "Final flow: tcp,in_port=1,vlan_tci=0x1005," in text
-    assert "Megaflow: in_port=1,vlan_tci=0x0000,dl_type=0x0800,nw_dst=10.0.0.0/8\n" in text
+    assert "Megaflow: recirc_id=0,in_port=1,vlan_tci=0x0000,dl_type=0x0800,nw_dst=10.0.0.0/8\n" in text
     assert text.endswith("Datapath actions: 13,push_vlan(vid=5,pcp=0),12\n")
 
 
