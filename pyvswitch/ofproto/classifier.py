@@ -28,6 +28,16 @@ is removed. Single-threaded (the ofproto's owner thread).
 """
 
 
+class Counters:
+    """Packet and byte counters credited like a rule's (Ofproto.credit): a
+    table's lookups that matched or missed, a mirror's copies."""
+    __slots__ = ("n_packets", "n_bytes", "used")
+
+    def __init__(self):
+        self.n_packets = self.n_bytes = 0
+        self.used = 0.0
+
+
 class Subtable:
     __slots__ = ("mask", "words", "buckets", "max_priority", "n_rules", "prios")
 

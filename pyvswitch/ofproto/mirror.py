@@ -35,6 +35,7 @@ import inspect
 from dataclasses import dataclass, field
 
 from pyvswitch.ofproto import normal as N
+from pyvswitch.ofproto.classifier import Counters  # noqa: F401  (a mirror's tx counters)
 
 
 @dataclass(frozen=True)
@@ -49,15 +50,6 @@ class Mirror:
 
     def dest(self):
         return (self.out_port, None) if self.out_port is not None else (None, self.out_vlan)
-
-
-class Counters:
-    """A mirror's tx counters, credited like a rule's (ofproto.credit)."""
-    __slots__ = ("n_packets", "n_bytes", "used")
-
-    def __init__(self):
-        self.n_packets = self.n_bytes = 0
-        self.used = 0.0
 
 
 def output_ports(mirrors):

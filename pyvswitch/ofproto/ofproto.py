@@ -28,7 +28,7 @@ from pyvswitch.openflow import actions as A
 from pyvswitch.openflow import fields as F
 from pyvswitch.openflow import messages as M
 from pyvswitch.openflow.text import FlowMod, format_flow_stats, parse_flow
-from pyvswitch.ofproto.classifier import Classifier
+from pyvswitch.ofproto.classifier import Classifier, Counters
 from pyvswitch.ofproto.groupmeter import GroupMeterMixin
 from pyvswitch.ofproto.groups import GroupTable, MeterTable
 from pyvswitch.ofproto import mirror as MI
@@ -111,6 +111,7 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         self._by_name, self._by_dp = {}, {}
         self.mirror_out = frozenset()    # their output ports (reserved for mirroring)
         self.mirror_stats = {}           # mirror name -> mirror.Counters (tx)
+        self._table_counters = {}        # table_id -> (matched, missed) Counters
         self.fdb = Fdb(mac_aging_time, mac_table_size)
         self.version = 0
         self._seq = 0
@@ -394,6 +395,22 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
     def lookup(self, table_id, flow, wc=None):
         cls = self.tables.get(table_id)
         return cls.lookup(flow, wc) if cls is not None else None
+
+    def table_counter(self, table_id, matched):
+        """The counters one lookup in `table_id` credits (xlate puts it in
+        tables_hit; the revalidator credits it with the megaflow's packets,
+        as OVS's n_matched / n_missed)."""
+        pair = self._table_counters.get(table_id)
+        if pair is None:
+            pair = self._table_counters[table_id] = (Counters(), Counters())
+        return pair[0] if matched else pair[1]
+
+    def table_stats(self, table_id):
+        """(active_count, lookup_count, matched_count) for dump-tables."""
+        cls = self.tables.get(table_id)
+        active = (len(cls) if cls is not None else 0) + len(self.conj.get(table_id, ()))
+        matched, missed = self._table_counters.get(table_id) or (Counters(), Counters())
+        return active, matched.n_packets + missed.n_packets, matched.n_packets
 
     # --- stats, timeouts, dumps ---------------------------------------------------
     def credit(self, rule, packets, nbytes, now):

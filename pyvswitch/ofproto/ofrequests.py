@@ -248,10 +248,8 @@ def _aggregate(mgr, conn, xid, req):
 def _table(mgr, conn, xid, req):
     view = mgr.view
     with view.lock:
-        counts = {}
-        for r in view.ofproto.rules():
-            counts[r.table_id] = counts.get(r.table_id, 0) + 1
-    tables = tuple(M.TableStats(t, counts.get(t, 0), 0, 0, "classifier" if t == 0
+        stats = [view.ofproto.table_stats(t) for t in range(N_TABLES)]
+    tables = tuple(M.TableStats(t, *stats[t], "classifier" if t == 0
                                 else f"table{t}", 0x3FFFFF, 1000000)
                    for t in range(N_TABLES))
     send_split(conn, xid, tables, lambda chunk, more: M.TableStatsReply(chunk, more))

@@ -61,6 +61,7 @@ class XlateResult:
     trace: list | None = None  # ofproto/trace lines when asked for
     final_tci: int = 0
     final_flow: list | None = None   # the flow words after the pipeline
+    tables_hit: list = field(default_factory=list)   # table lookup counters (dump-tables)
 
 
 class _Ctx:
@@ -69,6 +70,7 @@ class _Ctx:
         self.learn, self.set_vlan = learn, set_vlan
         self.wc = [0] * F.FLOW_WORDS
         self.actions, self.rules_hit, self.learned = [], [], []
+        self.tables_hit = []       # per lookup: its table's matched or missed counter
         self.trace = [] if trace else None
         self.depth = self.resubmits = self.controller = 0
         self.table_id = 0
@@ -128,9 +130,11 @@ def xlate(ofp, key, now, learn=True, set_vlan=False, trace=False):
             XA.run_action_set(ctx)
     if ctx.error:
         ctx.actions = []
-    return XlateResult(ctx.actions, _dp_mask(ctx.wc), ctx.rules_hit,
-                       ctx.learned, ctx.error, ctx.controller, ctx.trace,
-                       get(flow, "vlan_tci"), list(flow))
+    res = XlateResult(ctx.actions, _dp_mask(ctx.wc), ctx.rules_hit,
+                      ctx.learned, ctx.error, ctx.controller, ctx.trace,
+                      get(flow, "vlan_tci"), list(flow))
+    res.tables_hit = ctx.tables_hit
+    return res
 
 
 def _dp_mask(wc):
@@ -152,6 +156,7 @@ def _table(ctx, table_id):
         _trace_rule(ctx, table_id, rule)
     if rule is None:
         return                      # table miss: drop
+    ctx.tables_hit.append(ctx.ofp.table_counter(table_id, rule is not None))
     ctx.rules_hit.append(rule)
     saved = ctx.table_id, ctx.rule
     ctx.table_id, ctx.rule = table_id, rule

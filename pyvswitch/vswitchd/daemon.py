@@ -260,7 +260,7 @@ class Switch:
                     continue
                 r = xlate(br.ofproto, keys[i], now)
                 out.append((r.actions, r.mask))
-                self.revalidator.remember(br.name, keys[i], r.mask, r.rules_hit)
+                self.revalidator.remember(br.name, keys[i], r.mask, r.rules_hit + r.tables_hit)
                 if r.learned:
                     self._need_revalidate = True
         if self._need_revalidate:
@@ -298,7 +298,8 @@ class Switch:
                     return None
                 r = xlate(br.ofproto, key, now, learn=False)
                 changed = not (np.array_equal(r.mask, mask) and list(r.actions) == list(actions))
-                self.revalidator.remember(br.name, key, r.mask, r.rules_hit, reinstalled=changed)
+                self.revalidator.remember(br.name, key, r.mask, r.rules_hit + r.tables_hit,
+                                          reinstalled=changed)
             return (r.actions, r.mask)
         self.dpif.revalidate(check)
 

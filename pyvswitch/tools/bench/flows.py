@@ -429,6 +429,8 @@ def render_md(res):
             mm = f["rx_mpps"]
             out.append(f"| {f['rules']:,} | {stats.fmt_mmm(mm)} | {f['megaflows']:,} | "
                        f"{sum(r['upcalls'] for r in f['runs'])} |")
+    if m.get("errors"):
+        out += ["", "## Errors", ""] + [f"- {e}" for e in m["errors"]]
     out += ["", "Rules: `table=t,priority=100,udp,nw_src=10.A.B.C,actions=resubmit(,t+1)` "
             "spread over 10 tables plus a priority-0 miss rule per table; table 9 outputs to "
             "port 2. Install: a fresh daemon per size, `pvs-ofctl add-flows` / "
@@ -452,20 +454,36 @@ def main(argv=None):
     with_ovs = not a.no_ovs and ovs_version() is not None
     if not a.no_ovs and not with_ovs:
         log("ovs-vswitchd not found: no Open vSwitch figures (apt-get install openvswitch-switch)")
+    errors = meta["errors"] = []
+
+    def attempt(what, fn, *args):
+        """One measurement; a failure is recorded and the run goes on."""
+        try:
+            return fn(*args)
+        except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
+            log(f"{what} failed: {e}")
+            errors.append(f"{what}: {e}"[:500])
+            return None
     try:
         for n in a.install:
             path = write_rules(os.path.join(rawdir, f"rules-{n}.txt"), n)
-            res["install"].append(measure_install(Pvs, n, path, rawdir))
-            if with_ovs:
-                res["install"].append(measure_install(Ovs, n, path, rawdir))
+            for cls in (Pvs, Ovs) if with_ovs else (Pvs,):
+                rec = attempt(f"install {cls.name} {n}", measure_install, cls, n, path, rawdir)
+                if rec:
+                    res["install"].append(rec)
             os.unlink(path)
         if not a.no_traffic:
             cleanup = system.Cleanup()
             try:
-                sw = Pvs(cleanup, rawdir, vhost=True)
-                res["upcalls"] = measure_upcalls(sw, a.upcall_flows, a.upcall_seconds, rawdir)
-                for n in a.forward:
-                    res["forward"].append(measure_forward(sw, n, a.reps, a.window, rawdir))
+                sw = attempt("pyvswitch with vhost-user ports", Pvs, cleanup, rawdir, True)
+                if sw is not None:
+                    res["upcalls"] = attempt("upcall rate", measure_upcalls, sw,
+                                             a.upcall_flows, a.upcall_seconds, rawdir)
+                    for n in a.forward:
+                        rec = attempt(f"forwarding {n}", measure_forward, sw, n, a.reps,
+                                      a.window, rawdir)
+                        if rec:
+                            res["forward"].append(rec)
             finally:
                 cleanup.unwind()
     except KeyboardInterrupt:
