@@ -105,23 +105,23 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         self.conj = {}                   # table_id -> [conjunction clause rules]
         self.groups = GroupTable()
         self.mirrors = ()                # mirror.Mirror, set by set_mirrors
+        self.mirror_out = frozenset()    # their output ports (reserved for mirroring)
+        self.mirror_stats = {}           # mirror name -> mirror.Counters (tx)
+        self._table_counters = {}        # table_id -> (matched, missed) Counters
         self.meters = MeterTable()
         PacketInMixin.__init__(self)
         self.ports = {}                  # ofport -> Port
         self._by_name, self._by_dp = {}, {}
-        self.mirror_out = frozenset()    # their output ports (reserved for mirroring)
-        self.mirror_stats = {}           # mirror name -> mirror.Counters (tx)
-        self._table_counters = {}        # table_id -> (matched, missed) Counters
         self.fdb = Fdb(mac_aging_time, mac_table_size)
         self.version = 0
         self._seq = 0
+        self._timed = {}                 # rules with an idle or hard timeout (a set, ordered)
         self.add_flow("priority=0,actions=NORMAL", now)
 
     def bump(self):
         self.version += 1
 
     # --- ports -----------------------------------------------------------------
-        self._timed = {}                 # rules with an idle or hard timeout (a set, ordered)
     def add_port(self, name, dp_port, ofport=None, tag=None, trunks=(),
                  vlan_mode=None):
         if name in self._by_name:
@@ -196,8 +196,11 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         """Install the bridge's mirrors (mirror.Mirror objects). A mirror
         keeps its counters while its name stays."""
         mirrors = tuple(mirrors)
+        self.mirror_stats = {m.name: self.mirror_stats.get(m.name) or MI.Counters()
+                             for m in mirrors}
         if mirrors != self.mirrors:
             self.mirrors = mirrors
+            self.mirror_out = frozenset(MI.output_ports(mirrors))
             self.bump()
 
     def port_live(self, ofport):
@@ -233,15 +236,14 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
                     fm.cookie or 0, fm.idle_timeout, fm.hard_timeout, now,
                     self._seq, fm.importance, fm.flags,
                     write_actions=fm.write_actions, clear_actions=fm.clear_actions,
-        self.mirror_stats = {m.name: self.mirror_stats.get(m.name) or MI.Counters()
-                             for m in mirrors}
                     write_metadata=fm.write_metadata, meter=fm.meter)
         if rule.is_conj:
-            self.mirror_out = frozenset(MI.output_ports(mirrors))
             self.conj.setdefault(table, []).append(rule)
             self.conj[table].sort(key=lambda r: (-r.priority, r.seq))
         else:
             self._table(table).insert(rule)
+        if rule.idle_timeout or rule.hard_timeout:
+            self._timed[rule] = None
         self.bump()
         return rule
 
@@ -263,6 +265,7 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         return False
 
     def _unlink(self, rule):
+        self._timed.pop(rule, None)
         clauses = self.conj.get(rule.table_id, ())
         if any(r is rule for r in clauses):
             clauses.remove(rule)
@@ -279,8 +282,6 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         for rule in rules:
             self._validate(rule.table_id, fm.actions, fm)
         for rule in rules:
-        if rule.idle_timeout or rule.hard_timeout:
-            self._timed[rule] = None
             was_conj = rule.is_conj
             rule.actions = tuple(fm.actions)
             rule.write_actions, rule.clear_actions = fm.write_actions, fm.clear_actions
@@ -292,6 +293,8 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
                     self.conj[rule.table_id].sort(key=lambda r: (-r.priority, r.seq))
                 else:
                     self._table(rule.table_id).insert(rule)
+                if rule.idle_timeout or rule.hard_timeout:
+                    self._timed[rule] = None
             if fm.cookie is not None and not fm.cookie_mask:
                 rule.cookie = fm.cookie
             rule.modified = now
@@ -302,7 +305,6 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
     def del_flows(self, flow="", now=0.0, strict=False):
         fm = self._parse(flow, "delete_strict" if strict else "delete")
         rules = self._select(fm, strict or fm.command == "delete_strict")
-        self._timed.pop(rule, None)
         for rule in rules:
             self._remove(rule, "delete")
         return rules
@@ -330,8 +332,6 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
 
     def _table(self, table_id):
         cls = self.tables.get(table_id)
-                if rule.idle_timeout or rule.hard_timeout:
-                    self._timed[rule] = None
         if cls is None:
             cls = self.tables[table_id] = Classifier(F.FLOW_WORDS)
         return cls

@@ -152,11 +152,11 @@ def _dp_mask(wc):
 # --- tables ---------------------------------------------------------------------
 def _table(ctx, table_id):
     rule = lookup(ctx, table_id)
+    ctx.tables_hit.append(ctx.ofp.table_counter(table_id, rule is not None))
     if ctx.trace is not None:
         _trace_rule(ctx, table_id, rule)
     if rule is None:
         return                      # table miss: drop
-    ctx.tables_hit.append(ctx.ofp.table_counter(table_id, rule is not None))
     ctx.rules_hit.append(rule)
     saved = ctx.table_id, ctx.rule
     ctx.table_id, ctx.rule = table_id, rule

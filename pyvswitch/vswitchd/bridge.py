@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 
 from pyvswitch.openflow.fields import OFPP_LOCAL
+from pyvswitch.ofproto import mirror as MI
 from pyvswitch.ports.base import PortError, port_class
 
 OFPORT_MAX = 65279
-from pyvswitch.ofproto import mirror as MI
 
 
 @dataclass
@@ -65,13 +65,6 @@ class Bridge:
         mac = local.port.mac if local is not None and local.port is not None else None
         return "0000" + (mac.hex() if mac else "000000000000")
 
-    # --- ports ----------------------------------------------------------
-    def set_port(self, name, config):
-        self.ports[name] = dict(config)
-        with self.lock:
-            for iface in self.ifaces.values():
-                if iface.port_name == name and iface.port is not None:
-                    self.ofproto.set_port_vlan(iface.name, **_vlan_cfg(config))
     # --- mirrors --------------------------------------------------------
     def apply_mirrors(self):
         """The bridge's Mirror rows (config "mirrors", ports by name) as
@@ -97,6 +90,13 @@ class Bridge:
         with self.lock:
             self.ofproto.set_mirrors(mirrors)
 
+    # --- ports ----------------------------------------------------------
+    def set_port(self, name, config):
+        self.ports[name] = dict(config)
+        with self.lock:
+            for iface in self.ifaces.values():
+                if iface.port_name == name and iface.port is not None:
+                    self.ofproto.set_port_vlan(iface.name, **_vlan_cfg(config))
 
     def del_port(self, name):
         self.ports.pop(name, None)

@@ -172,12 +172,12 @@ class Switch:
                 log.err("applying %s %s %s %s failed: %s", op.kind, op.bridge, op.port,
                         op.iface, traceback.format_exc())
         self.running = dbstate.running_state(self.bridges, desired.get("other_config", {}))
+        for br in self.bridges.values():   # mirrors name ports: after every port change
+            br.apply_mirrors()
         self.ofservice.reconfigure(snap)   # OpenFlow service (ofservice.py)
         if ops:
             self.dpif.flow_flush()
         self.write_status()
-        for br in self.bridges.values():   # mirrors name ports: after every port change
-            br.apply_mirrors()
         self.cur_cfg = dbstate.next_cfg(snap)
         root_uuid, _ = snap.root()
         self.store.write_status({"Open_vSwitch": {root_uuid: {"cur_cfg": self.cur_cfg}}})
@@ -317,6 +317,9 @@ class Switch:
         # The bridge map only changes on this thread: reading it needs no lock.
         rows = dbstate.iface_status(self.snap, self.bridges, self.dpif.port_stats)
         self.store.write_status(rows)
+        mirrors = dbstate.mirror_status(self.snap, self.bridges)
+        if mirrors:
+            self.store.write_status(mirrors)
 
 
 def in_port_mask(dp_port):
@@ -325,6 +328,3 @@ def in_port_mask(dp_port):
         word, bits = field_mask(name)
         mask[word] |= np.uint64(bits)
     return mask
-        mirrors = dbstate.mirror_status(self.snap, self.bridges)
-        if mirrors:
-            self.store.write_status(mirrors)
