@@ -404,7 +404,8 @@ def measure_forward(sw, n, reps, window, rawdir, flows=1000):
 def render_md(res):
     m = res["meta"]
     out = ["# OpenFlow control-plane benchmark (flows)", "",
-           f"Command: `{m['command']}`  ", f"Date: {m['date']} ({m['elapsed_s']:.0f} s)  ",
+           f"Command: `{m['command']}`  ", f"Code: commit {m.get('git') or '?'}  ",
+           f"Date: {m['date']} ({m['elapsed_s']:.0f} s)  ",
            f"Load (uptime) at start / end: {' '.join(m['load_start'])} / {' '.join(m['load_end'])}  ",
            "Machine: " + ", ".join(f"{k}: {v}" for k, v in m["machine"].items()) + "  ",
            f"Raw logs: {m['rawdir']}", "",
@@ -447,8 +448,9 @@ def main(argv=None):
     meta = {"command": "python -m pyvswitch.tools.bench.flows " + shlex.join(argv or sys.argv[1:]),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": system.machine_info(), "load_start": load(), "rawdir": rawdir,
-            "git": subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                                  capture_output=True, text=True).stdout.strip()}
+            "git": os.environ.get("PVS_BENCH_GIT") or subprocess.run(
+                ["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                capture_output=True, text=True).stdout.strip()}
     meta["machine"]["memory"] = f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') >> 30} GiB"
     res = {"meta": meta, "install": [], "upcalls": None, "forward": []}
     with_ovs = not a.no_ovs and ovs_version() is not None
