@@ -228,9 +228,32 @@ def run(inv):
                                      f'(e.g. with "-- --id={sym} create ...")')
             if write:
                 _check_values(txn)
+            inv.new_ifaces = sorted(r["name"] for u, r in txn.rows("Interface").items()
+                                    if txn.original("Interface", u) is None)
         return out, (txn.next_cfg if txn.changed else None)
     finally:
         store.close()
+
+
+def report_iface_errors(inv):
+    """As ovs-vsctl after add-port/add-bond/add-br: an interface the daemon
+    could not set up is reported (the command still succeeds)."""
+    names = getattr(inv, "new_ifaces", ())
+    if not names:
+        return
+    store = Store(paths.db_path(inv.db, inv.rundir), timeout=inv.timeout or 60.0)
+    try:
+        with store.transaction(write=False) as txn:
+            errors = {r["name"]: r["error"] for r in txn.rows("Interface").values()
+                      if r["name"] in names and r["error"]}
+    finally:
+        store.close()
+    for name in names:
+        if name in errors:
+            print(f"{PROG}: Error detected while setting up '{name}': {errors[name]}.  "
+                  f"See pvs-vswitchd log for details.", file=sys.stderr)
+    if errors:
+        print(f'{PROG}: The default log directory is "{paths.rundir(inv.rundir)}".', file=sys.stderr)
 
 
 def _check_values(txn):
@@ -250,8 +273,9 @@ def wait_for_daemon(inv, next_cfg, deadline):
     remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
     try:
         unixrpc.call(paths.ctl_path(inv.rundir), "vsctl/apply", [next_cfg], remaining)
+        return True
     except unixrpc.RpcUnavailable:
-        return
+        return False
     except unixrpc.RpcError as e:
         if deadline is not None and time.monotonic() >= deadline - 0.01:
             raise VsctlError("timeout expired") from None
@@ -275,7 +299,8 @@ def main(argv=None):
             print(line)
         sys.stdout.flush()
         if next_cfg is not None and not inv.no_wait:
-            wait_for_daemon(inv, next_cfg, deadline)
+            if wait_for_daemon(inv, next_cfg, deadline):
+                report_iface_errors(inv)
         return 0
     except Exit as e:
         return e.status

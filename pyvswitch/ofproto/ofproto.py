@@ -95,6 +95,10 @@ class Port:
     trunks: frozenset = field(default_factory=frozenset)
     vlan_mode: str | None = None
     live: bool = True       # link up (fast-failover groups watch it)
+    bundle: str | None = None   # the DB Port it belongs to (NORMAL, bonds); None: its name
+    priority_tags: str | None = None   # Port other_config:priority-tags
+    patch: object = None    # a patch port (no dp_port): counters .tx/.rx (ports/patch.py)
+    peer: tuple | None = None   # patch: (peer Ofproto, peer ofport) when linked
 
 
 class Ofproto(PacketInMixin, GroupMeterMixin):
@@ -112,6 +116,8 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         PacketInMixin.__init__(self)
         self.ports = {}                  # ofport -> Port
         self._by_name, self._by_dp = {}, {}
+        self.bundles = {}                # bundle name -> [Port], lowest ofport first
+        self.bonds = {}                  # bundle name -> bond.Bond
         self.fdb = Fdb(mac_aging_time, mac_table_size)
         self.version = 0
         self._seq = 0
@@ -123,22 +129,33 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
 
     # --- ports -----------------------------------------------------------------
     def add_port(self, name, dp_port, ofport=None, tag=None, trunks=(),
-                 vlan_mode=None):
+                 vlan_mode=None, bundle=None, priority_tags=None, patch=None):
+        """dp_port None: a port with no datapath port (a patch port, which
+        xlate crosses into its peer's pipeline)."""
         if name in self._by_name:
             raise OfprotoError(f"{name}: port already exists")
-        if dp_port in self._by_dp:
+        if dp_port is not None and dp_port in self._by_dp:
             raise OfprotoError(f"datapath port {dp_port} already in use")
         if ofport is None:
             ofport = F.OFPP_LOCAL if name == self.name else self._free_ofport()
         if ofport in self.ports or not (0 < ofport < F.OFPP_MAX or
                                         ofport == F.OFPP_LOCAL):
             raise OfprotoError(f"{name}: ofport {ofport} unavailable")
-        port = Port(name, ofport, dp_port)
+        port = Port(name, ofport, dp_port, bundle=bundle, priority_tags=priority_tags,
+                    patch=patch)
         self._set_vlan(port, tag, trunks, vlan_mode)
         self.ports[ofport] = port
-        self._by_name[name], self._by_dp[dp_port] = port, port
+        self._by_name[name] = port
+        if dp_port is not None:
+            self._by_dp[dp_port] = port
+        self._index_bundles()
         self.bump()
         return port
+
+    def _index_bundles(self):
+        self.bundles = {}
+        for p in sorted(self.ports.values(), key=lambda p: p.ofport):
+            self.bundles.setdefault(p.bundle or p.name, []).append(p)
 
     def _free_ofport(self):
         n = 1
@@ -146,14 +163,30 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
             n += 1
         return n
 
-    def set_port_vlan(self, name, tag=_UNSET, trunks=_UNSET, vlan_mode=_UNSET):
+    def set_port_vlan(self, name, tag=_UNSET, trunks=_UNSET, vlan_mode=_UNSET,
+                      priority_tags=_UNSET):
         """Change a port's VLAN config; omitted arguments keep their value."""
         port = self.port(name)
         self._set_vlan(port, port.tag if tag is _UNSET else tag,
                        port.trunks if trunks is _UNSET else trunks,
                        port.vlan_mode if vlan_mode is _UNSET else vlan_mode)
+        if priority_tags is not _UNSET:
+            port.priority_tags = priority_tags
         self.fdb.flush(port.ofport)
         self.bump()
+
+    def set_bonds(self, bonds):
+        """Install the bridge's bonds {bundle name: bond.Bond}."""
+        if bonds != self.bonds:
+            self.bonds = dict(bonds)
+            self.bump()
+
+    def set_patch_peer(self, name, peer):
+        """Link a patch port to (peer Ofproto, peer ofport), or unlink (None)."""
+        port = self.port(name)
+        if port.peer != peer:
+            port.peer = peer
+            self.bump()
 
     @staticmethod
     def _set_vlan(port, tag, trunks, vlan_mode):
@@ -163,12 +196,16 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         if any(not 0 <= t <= 4095 for t in trunks):
             raise OfprotoError(f"{port.name}: trunks out of range 0..4095")
         if vlan_mode not in (None, *VLAN_MODES):
-            raise OfprotoError(f"{port.name}: unsupported vlan_mode {vlan_mode}")
+            raise OfprotoError(f"{port.name}: unsupported vlan_mode {vlan_mode}"
+                               + (" (QinQ needs two 802.1Q tags; the datapath has one)"
+                                  if vlan_mode == "dot1q-tunnel" else ""))
         port.tag, port.trunks, port.vlan_mode = tag, trunks, vlan_mode
 
     def del_port(self, name):
         port = self.port(name)
-        del self.ports[port.ofport], self._by_name[name], self._by_dp[port.dp_port]
+        del self.ports[port.ofport], self._by_name[name]
+        self._by_dp.pop(port.dp_port, None)
+        self._index_bundles()
         self.fdb.flush(port.ofport)
         self.bump()
         return port

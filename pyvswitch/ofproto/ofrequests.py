@@ -141,7 +141,7 @@ def translate(ofp, packet_key, packet, in_port, actions, now):
         port = ofp.ports.get(in_port)
         if port is None and in_port != F.OFPP_LOCAL:
             raise wire.OFError("OFPBRC_BAD_PORT", f"in_port {in_port}")
-        dp_in = port.dp_port if port is not None else 0
+        dp_in = port.dp_port if port is not None and port.dp_port is not None else 0
     flow = X.to_words(packet_key(packet, dp_in))
     ctx = X._Ctx(ofp, flow, now, False, False, False)
     X.put(ctx.flow, "in_port", in_port)

@@ -153,23 +153,25 @@ def format_dp_actions(actions):
     return ",".join(out)
 
 
-def trace(ofp, key, now, learn=True):
-    """The `ofproto/trace` text for the packet with datapath key `key`."""
+def trace(ofp, key, now, learn=True, in_ofport=None):
+    """The `ofproto/trace` text for the packet with datapath key `key`
+    (arriving on ofport in_ofport instead of the key's dp_port: a patch port)."""
     words = to_words(key)
-    port = ofp.port_by_dp(get(words, "in_port"))
+    port = (ofp.port_by_dp(get(words, "in_port")) if in_ofport is None
+            else ofp.ports.get(in_ofport))
     shown = list(words)
     if port is not None:
         put(shown, "in_port", port.ofport)
     if not get(shown, "vlan_tci") & layout.VLAN_CFI:
         put(shown, "vlan_tci", 0)
-    res = xlate(ofp, key, now, learn=learn, trace=True)
+    res = xlate(ofp, key, now, learn=learn, trace=True, in_ofport=in_ofport)
     final = "unchanged"
     after = list(res.final_flow[:layout.KEY_WORDS]) + list(shown[layout.KEY_WORDS:])
     put(after, "in_port", get(shown, "in_port"))
     if after[:layout.KEY_WORDS] != list(shown[:layout.KEY_WORDS]):
         final = format_flow_words(after)
     lines = [f"Flow: {format_flow_words(_with_tci(shown, key))}", "",
-             f'bridge("{ofp.name}")', "-------------", *res.trace, "",
+             f'bridge("{ofp.name}")', "-" * len(f'bridge("{ofp.name}")'), *res.trace, "",
              f"Final flow: {final}",
              f"Megaflow: {format_megaflow(shown, [int(w) for w in res.mask])}",
              f"Datapath actions: {format_dp_actions(res.actions)}"]

@@ -6,7 +6,10 @@ holds the pipeline (tables with conjunctive matches, resubmit/goto_table,
 instructions, the action set at the end), outputs and NORMAL;
 xlate_actions.py the other OpenFlow actions (fields, registers, VLAN,
 dec_ttl, controller, groups, meters); xlate_commit.py turns header changes
-into datapath set actions just before anything leaves.
+into datapath set actions just before anything leaves; xlate_patch.py
+continues the translation in the peer bridge when a packet is output to a
+patch port (one megaflow for both bridges). NORMAL works on bundles and
+bonds (normal.py, bond.py); the bond buckets it uses join rules_hit.
 
 Pipeline state (registers, metadata, conj_id) lives in flow words past the
 datapath key: it starts at zero for every packet and never reaches a
@@ -73,6 +76,7 @@ class _Ctx:
         self.tables_hit = []       # per lookup: its table's matched or missed counter
         self.trace = [] if trace else None
         self.depth = self.resubmits = self.controller = 0
+        self.shift = 0             # patch crossings: levels the trace does not indent
         self.table_id = 0
         self.rule = None           # the rule whose actions run (controller cookie)
         self.error = None
@@ -87,7 +91,7 @@ class _Ctx:
 
     def note(self, text, extra=0):
         if self.trace is not None:
-            self.trace.append(" " * (4 + 4 * self.depth + extra) + text)
+            self.trace.append(" " * (4 + 4 * (self.depth - self.shift) + extra) + text)
 
     def examine(self, name, mask=None):
         word, shift, bits = F.FLOW_FIELDS[name]
@@ -112,11 +116,14 @@ def to_words(key):
     return words + [0] * (F.FLOW_WORDS - len(words))
 
 
-def xlate(ofp, key, now, learn=True, set_vlan=False, trace=False):
+def xlate(ofp, key, now, learn=True, set_vlan=False, trace=False, in_ofport=None):
+    """in_ofport: start at this ofport instead of the key's dp_port (a trace
+    entering by a patch port, which has no dp_port)."""
     flow = to_words(key)
     ctx = _Ctx(ofp, flow, now, learn, set_vlan, trace)
     ctx.examine("in_port")          # mapping dp_port -> ofport reads it
-    port = ofp.port_by_dp(get(flow, "in_port"))
+    port = (ofp.port_by_dp(get(flow, "in_port")) if in_ofport is None
+            else ofp.ports.get(in_ofport))
     if port is None:
         ctx.error = "no OpenFlow port for datapath port"
         ctx.note("drop (" + ctx.error + ")")
@@ -220,7 +227,7 @@ def lookup(ctx, table_id):
 
 def _trace_rule(ctx, table_id, rule):
     from pyvswitch.openflow.match import format_match
-    pad = " " * (1 + 4 * ctx.depth)
+    pad = " " * (1 + 4 * (ctx.depth - ctx.shift))
     if rule is None:
         ctx.trace.append(f"{pad}{table_id}. No match.")
         ctx.note("drop")
@@ -273,9 +280,12 @@ def _emit(ctx, ofport, tci, mirror=True):
     if port is None:
         ctx.note(f"-> output to nonexistent port {ofport}", 1)
         return
-    commit_fields(ctx)
-    _commit_vlan(ctx, tci)
-    ctx.actions.append(("output", port.dp_port))
+    if port.dp_port is None:
+        XP.patch_output(ctx, port, tci)
+    else:
+        commit_fields(ctx)
+        _commit_vlan(ctx, tci)
+        ctx.actions.append(("output", port.dp_port))
     if mirror and ctx.ofp.mirrors:
         MI.mirror_output(ctx, ofport, lambda p, t: _emit(ctx, p, t, mirror=False))
 
@@ -285,6 +295,12 @@ def commit(ctx):
     the controller, say)."""
     commit_fields(ctx)
     _commit_vlan(ctx, get(ctx.flow, "vlan_tci"))
+
+
+def _field(ctx, name):
+    """Read a flow field for a decision, un-wildcarding it."""
+    ctx.examine(name)
+    return get(ctx.flow, name)
 
 
 def _output(ctx, act):
@@ -321,9 +337,13 @@ def _normal(ctx, in_port, tci):
         return
     res = N.normal(ofp.ports, ofp.fdb, in_port, tci,
                    get(ctx.flow, "dl_src"), get(ctx.flow, "dl_dst"), ctx.now,
-                   ctx.learn)
+                   ctx.learn, bundles=ofp.bundles, bonds=ofp.bonds,
+                   field=lambda name: _field(ctx, name))
     for line in res.trace:
         ctx.note("-> " + line, 1)
+    ctx.rules_hit.extend(res.counters)
+    if res.pcp_used and tci & CFI:
+        ctx.examine("vlan_tci", 0xE000)   # a tagged frame's PCP decides its output TCI
     if res.learned:
         ctx.learned.extend(res.learned)
         ctx.ofp.bump()
@@ -337,3 +357,4 @@ def _normal(ctx, in_port, tci):
 _HANDLERS = {A.Output: _output}   # xlate_actions.py registers the others
 
 from pyvswitch.ofproto import xlate_actions as XA  # noqa: E402  (registers handlers)
+from pyvswitch.ofproto import xlate_patch as XP  # noqa: E402

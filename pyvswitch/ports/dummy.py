@@ -202,5 +202,10 @@ class DummyPort(Port):
             out.extend(self._tx[pmd_id].take_all())
         return out
 
+    admin_up = True         # netdev-dummy/set-admin-state: link state for tests
+
+    def link_up(self):
+        return self.admin_up
+
     def status(self):
         return {"n_rxq": str(self.n_rxq)}

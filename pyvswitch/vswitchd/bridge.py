@@ -16,9 +16,14 @@ waiting for the lock in an upcall could never park.
 import time
 from dataclasses import dataclass, field
 
+from pyvswitch.core import vlog
+from pyvswitch.ofproto import bond as B
+from pyvswitch.ofproto import normal as N
 from pyvswitch.openflow.fields import OFPP_LOCAL
 from pyvswitch.ofproto import mirror as MI
 from pyvswitch.ports.base import PortError, port_class
+
+log = vlog.Module("bridge")
 
 OFPORT_MAX = 65279
 
@@ -48,6 +53,8 @@ class Bridge:
         self.ports = {}     # port name -> port config (tag, trunks, vlan_mode, ...)
         self.ifaces = {}    # iface name -> Iface
         self.hints = {}     # iface name -> ofport it had before (database)
+        self.bonds = {}     # port name -> bond.Bond (ports with 2+ interfaces)
+        self.bond_macs = {}  # port name -> bond_active_slave from the database
 
     def configure(self, config):
         self.config = dict(config)
@@ -109,9 +116,6 @@ class Bridge:
             itype = "internal"
         iface = Iface(name, port_name, itype, dict(config))
         self.ifaces[name] = iface
-        if sum(1 for i in self.ifaces.values() if i.port_name == port_name) > 1:
-            iface.error = f"could not add network device {name} to ofproto (bonds are not supported yet)"
-            return iface
         try:
             cls = port_class(itype)
         except PortError:
@@ -131,7 +135,8 @@ class Bridge:
             if config.get("mtu_request"):
                 port.set_mtu(int(config["mtu_request"]))
             iface.ofport = self._alloc_ofport(name, config.get("ofport_request"))
-            iface.dp_port = self.dpif.add_port(port)
+            if port.n_rxq:                 # a patch port has no datapath port
+                iface.dp_port = self.dpif.add_port(port)
         except (PortError, OSError, ValueError) as e:
             port.close()
             iface.error = f"could not add network device {name} to ofproto ({e})"
@@ -140,7 +145,9 @@ class Bridge:
         iface.port = port
         iface.added = time.monotonic()
         with self.lock:
-            self.ofproto.add_port(name, iface.dp_port, ofport=iface.ofport,
+            self.ofproto.add_port(name, iface.dp_port if iface.dp_port >= 0 else None,
+                                  ofport=iface.ofport, bundle=port_name,
+                                  patch=port if itype == "patch" else None,
                                   **_vlan_cfg(self.ports.get(port_name, {})))
         return iface
 
@@ -150,8 +157,77 @@ class Bridge:
             return
         with self.lock:
             self.ofproto.del_port(iface.name)
-        self.dpif.del_port(iface.dp_port)
+        if iface.dp_port >= 0:
+            self.dpif.del_port(iface.dp_port)
         iface.port.close()
+
+    def iface_stats(self, iface):
+        """Interface counters: the datapath's, or a patch port's own."""
+        own = getattr(iface.port, "counters", None)
+        return own() if own is not None else self.dpif.port_stats(iface.dp_port)
+
+    # --- bonds ------------------------------------------------------------
+    def sync_bonds(self, now):
+        """Make a Bond for every Port with 2+ interfaces (and drop the others'),
+        with the Port's settings and its opened interfaces as members."""
+        want = {}
+        for pname, pcfg in self.ports.items():
+            ifaces = [i for i in self.ifaces.values() if i.port_name == pname]
+            if len(ifaces) < 2:
+                continue
+            bond = self.bonds.get(pname)
+            if bond is None:
+                bond = B.Bond(pname)
+                mac = self.bond_macs.get(pname)
+                if mac:
+                    bond.active_mac = _mac_bytes(mac)
+            settings = B.settings_from_port(dict(pcfg, name=pname))
+            live = [i for i in ifaces if i.port is not None]
+            with self.lock:
+                bond.reconfigure(settings, now)
+                bond.set_members([(i.name, i.ofport, i.port.mac) for i in live],
+                                 {i.ofport: i.port.link_up() for i in live}, now)
+                bond.run(now, {i.ofport: i.port.link_up() for i in live})
+            want[pname] = bond
+        with self.lock:
+            self.bonds = want
+            self.ofproto.set_bonds(want)
+            self.ofproto.bump()
+
+    def run_bonds(self, now):
+        """Carrier monitoring and rebalancing; returns [(bond, [packets to
+        send: (dp_port, frame)])] for bonds that changed."""
+        out = []
+        for bond in self.bonds.values():
+            carriers = {i.ofport: i.port.link_up() for i in self.ifaces.values()
+                        if i.port is not None and i.port_name == bond.name}
+            with self.lock:
+                changed = bond.run(now, carriers)
+                changed |= bond.rebalance(now)
+                if changed:
+                    self.ofproto.bump()
+                learning = self._learning_packets(bond) if bond.take_learning() else []
+            if changed or learning:
+                out.append((bond, learning))
+        return out
+
+    def _learning_packets(self, bond):
+        """Gratuitous RARPs from every MAC learned on other bundles, out of
+        the active member, so the physical network learns the new path (OVS's
+        bundle_send_learning_packets). Caller holds the lock."""
+        ofp = self.ofproto
+        active = ofp.ports.get(bond.active.ofport) if bond.active else None
+        if active is None or active.dp_port is None:
+            return []
+        out = []
+        for (vlan, mac), entry in list(ofp.fdb.entries.items()):
+            port = ofp.ports.get(entry.port)
+            if port is None or (port.bundle or port.name) == bond.name:
+                continue
+            if not N.includes_vlan(active, vlan):
+                continue
+            out.append((active.dp_port, rarp(mac, N.output_tci(active, vlan, 0))))
+        return out
 
     def set_mtu(self, name, mtu):
         iface = self.ifaces.get(name)
@@ -189,8 +265,27 @@ class Bridge:
 
 
 def _vlan_cfg(port_cfg):
+    oc = port_cfg.get("other_config") or {}
     return {"tag": port_cfg.get("tag"), "trunks": list(port_cfg.get("trunks") or []),
-            "vlan_mode": port_cfg.get("vlan_mode")}
+            "vlan_mode": port_cfg.get("vlan_mode"),
+            "priority_tags": oc.get("priority-tags")}
+
+
+def rarp(mac, tci=0):
+    """OVS's compose_rarp: a broadcast reverse-ARP request from `mac`, with
+    an 802.1Q tag when tci is not 0."""
+    src = mac.to_bytes(6, "big")
+    tag = (0x8100).to_bytes(2, "big") + (tci & ~0x1000).to_bytes(2, "big") if tci else b""
+    body = (bytes.fromhex("0001" "0800" "06" "04" "0003") + src + bytes(4) + src + bytes(4))
+    frame = b"\xff" * 6 + src + tag + (0x8035).to_bytes(2, "big") + body
+    return frame + bytes(max(0, 60 - len(frame)))
+
+
+def _mac_bytes(text):
+    try:
+        return bytes.fromhex(text.replace(":", ""))
+    except ValueError:
+        return bytes(6)
 
 
 def _int_or(text, default):

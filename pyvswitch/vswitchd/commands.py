@@ -34,8 +34,11 @@ def register_all(sw):
     reg("ofproto/trace", "bridge flow [packet-hex]", 2, 3, lambda a: _trace(sw, a[0], a[1], a[2:]))
     reg("netdev-dummy/receive", "port packet-hex...", 2, 64, lambda a: _dummy_receive(sw, a[0], a[1:]))
     reg("netdev-dummy/capture", "port", 1, 1, lambda a: _dummy_capture(sw, a[0]))
+    reg("netdev-dummy/set-admin-state", "[netdev] up|down", 1, 2,
+        lambda a: _dummy_admin_state(sw, a))
     reg("vsctl/apply", "next_cfg", 1, 1, lambda a: _vsctl_apply(sw, a[0]), hidden=True)
     ofctl_cmds.register(sw, reg)
+    register_bond(sw, reg)
 
 
 def _exit(sw):
@@ -99,15 +102,116 @@ def _trace(sw, bridge, flow, packet_hex=()):
         port = o.port(layout.get_field(words, "in_port"))
         if port is None:
             raise CommandError("in_port is not a port of this bridge")
+        dp_port = port.dp_port if port.dp_port is not None else 0   # a patch port: none
         if packet_hex:
             try:
                 frame = bytes.fromhex(packet_hex[0])
             except ValueError:
                 raise CommandError("the packet must be given in hexadecimal") from None
-            words = parse_packet_ref(frame, port.dp_port)
+            words = parse_packet_ref(frame, dp_port)
         else:
-            layout.pack_key({"in_port": port.dp_port}, out=words)
-        return trace(o, words, sw.clock.now(), learn=False)
+            layout.pack_key({"in_port": dp_port}, out=words)
+        return trace(o, words, sw.clock.now(), learn=False,
+                     in_ofport=port.ofport if port.dp_port is None else None)
+
+
+# --- bonds (OVS's bond/* unixctl commands, same messages) ---------------------------
+def register_bond(sw, reg):
+    reg("bond/list", "", 0, 0, lambda a: _bond_list(sw))
+    reg("bond/show", "[port]", 0, 1, lambda a: _bond_show(sw, a))
+    reg("bond/migrate", "port hash member", 3, 3, lambda a: _bond_do(
+        sw, a[0], lambda b: b.migrate(_hash_arg(a[1]), a[2])))
+    for name in ("bond/set-active-member", "bond/set-active-slave"):
+        reg(name, "port member", 2, 2, lambda a: _bond_do(
+            sw, a[0], lambda b: b.set_active_member(a[1])), hidden=name.endswith("slave"))
+    for verb, enable in (("enable", True), ("disable", False)):
+        for noun in ("member", "slave"):
+            reg(f"bond/{verb}-{noun}", "port member", 2, 2,
+                lambda a, e=enable: _bond_do(sw, a[0], lambda b: b.enable_member(a[1], e)),
+                hidden=noun == "slave")
+    reg("bond/hash", "mac [vlan] [basis]", 1, 3, _bond_hash)
+
+
+def _bonds(sw):
+    return {name: bond for br in sw.bridges.values() for name, bond in br.bonds.items()}
+
+
+def _bond_list(sw):
+    with sw.lock:
+        lines = ["bond\ttype\trecircID\tmembers"]
+        lines += [b.list_line() for _, b in sorted(_bonds(sw).items())]
+    return "\n".join(lines) + "\n"
+
+
+def _bond_show(sw, args):
+    with sw.lock:
+        bonds = _bonds(sw)
+        now = sw.clock.now()
+        if args:
+            if args[0] not in bonds:
+                raise CommandError("no such bond")
+            return bonds[args[0]].show(now)
+        return "".join(b.show(now) for _, b in sorted(bonds.items()))
+
+
+def _bond_do(sw, name, action):
+    """Run an appctl change on bond `name`, then revalidate its bridge."""
+    from pyvswitch.ofproto.bond import BondError
+    with sw.lock:
+        for br in sw.bridges.values():
+            bond = br.bonds.get(name)
+            if bond is not None:
+                break
+        else:
+            raise CommandError("no such bond")
+        try:
+            reply = action(bond)
+        except BondError as e:
+            raise CommandError(str(e)) from None
+        br.ofproto.bump()
+    sw.wake()
+    return reply + "\n"
+
+
+def _hash_arg(text):
+    if not text.isdigit():
+        raise CommandError("bad hash")
+    return int(text)
+
+
+def _bond_hash(args):
+    from pyvswitch.ofproto.bond import Bond, BOND_MASK
+    try:
+        mac = int(args[0].replace(":", ""), 16)
+        if len(args[0].split(":")) != 6:
+            raise ValueError
+    except ValueError:
+        raise CommandError("invalid mac") from None
+    vlan = basis = 0
+    if len(args) > 1:
+        if not args[1].isdigit():
+            raise CommandError("invalid vlan")
+        vlan = int(args[1])
+    if len(args) > 2:
+        if not args[2].isdigit():
+            raise CommandError("invalid basis")
+        basis = int(args[2])
+    return f"{Bond('hash').hash_mac(mac, vlan, basis) & BOND_MASK}\n"
+
+
+def _dummy_admin_state(sw, args):
+    """As OVS's netdev-dummy/set-admin-state: a dummy port's link goes
+    up or down (every dummy port when no name is given)."""
+    state = args[-1]
+    if state not in ("up", "down"):
+        raise CommandError("Invalid Admin State")
+    ports = [_dummy_port(sw, args[0])] if len(args) == 2 else [
+        i.port for br in sw.bridges.values() for i in br.ifaces.values()
+        if i.port is not None and i.type == "dummy"]
+    for port in ports:
+        port.admin_up = state == "up"
+    sw.wake()
+    return "OK\n"
 
 
 def _dummy_port(sw, name):

@@ -11,7 +11,9 @@ Between events the main thread:
   waiting `pvs-vsctl` calls answered);
 - revalidates datapath flows when ofproto changed (flow tables or the fdb);
 - expires OpenFlow rule timeouts and fdb entries on the clock;
-- writes interface statistics, link state and errors back to the database.
+- writes interface statistics, link state and errors back to the database;
+- runs bonds on their members' carrier (failover, learning packets,
+  rebalancing) and keeps patch pairs linked across bridges.
 
 PMD threads call `upcall` (under `self.lock`, which guards every ofproto and
 bridge structure) when their megaflow cache misses.
@@ -130,6 +132,7 @@ class Switch:
                         iface.live = up
                         with self.lock:
                             br.ofproto.set_port_live(iface.name, up)
+            self._run_bonds(br, now)
         with self.lock:
             expired = {br.name: br.ofproto.run(now) for br in self.bridges.values()}
             for br in self.bridges.values():
@@ -171,6 +174,7 @@ class Switch:
             except Exception:   # a bug must cost one operation, not the daemon
                 log.err("applying %s %s %s %s failed: %s", op.kind, op.bridge, op.port,
                         op.iface, traceback.format_exc())
+        self._sync_bonds_and_patches(snap)
         self.running = dbstate.running_state(self.bridges, desired.get("other_config", {}))
         for br in self.bridges.values():   # mirrors name ports: after every port change
             br.apply_mirrors()
@@ -211,6 +215,46 @@ class Switch:
             br.del_iface(op.iface)
         elif op.kind == "set_mtu":
             br.set_mtu(op.iface, op.config.get("mtu_request"))
+
+    # --- bonds and patch ports ----------------------------------------------
+    def _sync_bonds_and_patches(self, snap):
+        macs = dbstate.bond_active_macs(snap)
+        now = self.clock.now()
+        for br in self.bridges.values():
+            br.bond_macs = macs.get(br.name, {})
+            try:
+                br.sync_bonds(now)
+            except Exception:   # a bug must cost the bonds, not the daemon
+                log.err("%s: configuring bonds failed: %s", br.name, traceback.format_exc())
+        self.link_patches()
+
+    def link_patches(self):
+        """Link every patch interface to the patch interface its options:peer
+        names, when that one's peer names it back (OVS's ofport_update_peer;
+        all bridges share one datapath here). Unlinked ones are down, with an
+        Interface error saying why."""
+        patches = {i.name: (br, i) for br in self.bridges.values()
+                   for i in br.ifaces.values() if i.type == "patch" and i.port is not None}
+        for name, (br, iface) in patches.items():
+            peer = patches.get(iface.port.peer)
+            if peer is None:
+                link, why = None, f"{name}: patch peer {iface.port.peer} does not exist"
+            elif peer[1].port.peer != name:
+                link, why = None, (f"{name}: patch peer {iface.port.peer} has peer "
+                                   f"{peer[1].port.peer}, not {name}")
+            else:
+                link, why = (peer[0].ofproto, peer[1].ofport), ""
+            if why and why != iface.error:
+                log.warn("%s: %s", br.name, why)
+            iface.error = why
+            iface.port.set_peer(link is not None)
+            with self.lock:
+                br.ofproto.set_patch_peer(name, link)
+
+    def _run_bonds(self, br, now):
+        for bond, packets in br.run_bonds(now):
+            for dp_port, frame in packets:
+                self.dpif.execute(frame, [("output", dp_port)])
 
     def _set_global(self, oc):
         """PMD settings and the vhost-user socket directory; a malformed value
@@ -316,6 +360,7 @@ class Switch:
             return
         # The bridge map only changes on this thread: reading it needs no lock.
         rows = dbstate.iface_status(self.snap, self.bridges, self.dpif.port_stats)
+        rows.update(dbstate.bond_status(self.snap, self.bridges))
         self.store.write_status(rows)
         mirrors = dbstate.mirror_status(self.snap, self.bridges)
         if mirrors:

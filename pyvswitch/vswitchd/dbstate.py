@@ -4,11 +4,14 @@
 describes what the daemon has applied (same shape, see reconcile.py);
 `iface_status` builds the daemon's write-back of Interface columns (ofport,
 error, link_state, admin_state, mac_in_use, mtu, statistics) as Open vSwitch
-fills them. Pure functions over plain data, main thread only.
+fills them, `bond_status` the Port column bond_active_slave (the active
+member's MAC, read back by `bond_active_macs` when the daemon restarts).
+Pure functions over plain data, main thread only.
 """
 
 from pyvswitch.datapath.layout import get_field
 
+BOND_KEYS = ("bond_mode", "lacp", "bond_updelay", "bond_downdelay")
 STAT_KEYS = ("rx_packets", "rx_bytes", "rx_dropped", "rx_errors",
              "tx_packets", "tx_bytes", "tx_dropped", "tx_errors")
 
@@ -33,7 +36,8 @@ def desired_state(snap):
                     ifaces[i["name"]] = iface_config(i)
             ports[p["name"]] = {"tag": p["tag"], "trunks": list(p["trunks"]),
                                 "vlan_mode": p["vlan_mode"],
-                                "other_config": dict(p["other_config"]), "interfaces": ifaces}
+                                "other_config": dict(p["other_config"]), "interfaces": ifaces,
+                                **{k: p[k] for k in BOND_KEYS}}
         bridges[b["name"]] = {"datapath_type": b["datapath_type"], "fail_mode": b["fail_mode"],
                               "other_config": dict(b["other_config"]), "ports": ports,
                               "mirrors": mirror_config(t, b)}
@@ -58,6 +62,32 @@ def ofport_hints(snap):
                 if i is not None and (i.get("ofport") or 0) > 0:
                     hints[i["name"]] = i["ofport"]
     return out
+
+
+def bond_active_macs(snap):
+    """{bridge: {port: bond_active_slave}} as the daemon last wrote them."""
+    out = {}
+    t = snap.tables
+    for b in t["Bridge"].values():
+        macs = out.setdefault(b["name"], {})
+        for pu in b["ports"]:
+            p = t["Port"].get(pu)
+            if p is not None and p.get("bond_active_slave"):
+                macs[p["name"]] = p["bond_active_slave"]
+    return out
+
+
+def bond_status(snap, bridges):
+    """{"Port": {uuid: {"bond_active_slave": mac}}} for every bond."""
+    rows = {}
+    bonds = {name: bond for br in bridges.values() for name, bond in br.bonds.items()}
+    for u, row in snap.tables["Port"].items():
+        bond = bonds.get(row["name"])
+        if bond is not None and bond.active is not None and any(bond.active_mac):
+            mac = ":".join(f"{b:02x}" for b in bond.active_mac)
+            if row.get("bond_active_slave") != mac:
+                rows[u] = {"bond_active_slave": mac}
+    return {"Port": rows} if rows else {}
 
 
 def next_cfg(snap):
@@ -102,7 +132,8 @@ def _iface_columns(iface, port_stats):
     if port is None:
         return {"ofport": -1, "error": iface.error or None, "link_state": None,
                 "admin_state": None, "statistics": {}}
-    stats = port_stats(iface.dp_port)
+    own = getattr(port, "counters", None)      # a patch port counts for itself
+    stats = own() if own is not None else port_stats(iface.dp_port)
     up = bool(port.link_up())
     cols = {"ofport": iface.ofport, "error": iface.error or None,
             "link_state": "up" if up else "down", "admin_state": "up",

@@ -90,7 +90,7 @@ class BridgeView:
     def port_stats(self, ofport):
         for i in self._ifaces():
             if i.ofport == ofport:
-                stats = dict(self.sw.dpif.port_stats(i.dp_port))
+                stats = dict(self.bridge.iface_stats(i))   # a patch port counts for itself
                 stats["duration"] = max(0.0, time.monotonic() - i.added)
                 return stats
         return None
