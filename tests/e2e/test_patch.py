@@ -32,9 +32,11 @@ class Cli:
         self.env = dict(os.environ, PVS_RUNDIR=rundir)
 
     def run(self, *args):
+        # patient: the first bridge starts the PMD, whose kernels compile first
+        # when numba's cache is cold (minutes on a busy 2-core machine)
         return subprocess.run([tool(args[0])] + list(args[1:]), env=self.env,
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=60)
+                              timeout=900)
 
     def __call__(self, *args):
         r = self.run(*args)
@@ -44,7 +46,7 @@ class Cli:
     def send(self, port, *frames):
         self("pvs-appctl", "netdev-dummy/receive", port, *[bytes(f).hex() for f in frames])
 
-    def capture(self, port, want=1, timeout=3.0):
+    def capture(self, port, want=1, timeout=10.0):
         got, deadline = [], time.time() + timeout
         while True:
             got += [bytes.fromhex(h) for h in self("pvs-appctl", "netdev-dummy/capture", port).split()]
