@@ -17,7 +17,11 @@ NET = "10.78.0"
 
 @pytest.fixture(scope="module")
 def topo(module_net_factory):
-    net = module_net_factory()
+    net = module_net_factory(bridge=False)
+    # patient: the first bridge starts the PMD, whose kernels compile first when
+    # numba's cache is cold (minutes on a busy 2-core machine)
+    net.vsctl("add-br", net.br, "--", "set", "bridge", net.br, "datapath_type=netdev",
+              timeout=900)
     br1 = f"{net.prefix}b1"
     net.vsctl("add-br", br1, "--", "set", "bridge", br1, "datapath_type=netdev")
     a = net.host("a", ip=f"{NET}.1/24")
