@@ -18,12 +18,24 @@ An action list is a list of tuples; an empty list means drop:
                                  packet over the rate stops here
     ('userspace', arg)           a copy goes to Python with arg (int, 0..2^62):
                                  controller / slow path
-    ('recirc', id)               reserved: recirculation; today counted and dropped
+    ('recirc', id)               another datapath pass with recirc_id = id
+                                 (headers parsed again, metadata kept)
+    ('tnl_push', tnl_port, header, out_port)   prepend the outer header
+                                 (bytes: kernels/tunnel.vxlan_header) with
+                                 lengths, IPv4 checksum and UDP source port
+                                 filled in; tnl_port/out_port are for display
+    ('tnl_pop', tnl_port, dst_port)   strip Ethernet/IPv4/UDP(dst_port)/VXLAN,
+                                 set tun_id/tun_src/tun_dst and in_port =
+                                 tnl_port, and give the inner frame another pass
+    ('clone', [actions])         run the nested actions on a copy (one level)
     ('drop',)                    stop here (later actions are not run)
 
 Encoding: two int64 words per action, (opcode, argument); 'set' is
 (OP_SET, field id) followed by (value, mask) words, twice for 128-bit fields
-(high halves first; 64-bit halves as two's-complement int64). Programs live in the
+(high halves first; 64-bit halves as two's-complement int64). tnl_push is
+(OP_TNL_PUSH, tnl_port | out_port << 16 | len << 32) and the header bytes in
+ceil(len / 8) little-endian words; tnl_pop (OP_TNL_POP, port | dst_port << 16);
+clone (OP_CLONE, n) and the n words of its nested program. Programs live in the
 PMD's `actions` array (dpcls megaflows point at offset/length).
 `format_actions` writes the dpctl text (`push_vlan(vid=10,pcp=0),3,pop_vlan,4`),
 `parse_actions` reads it back. Pure Python; any thread.
@@ -35,6 +47,7 @@ import re
 import numpy as np
 
 from pyvswitch.datapath.kernels import setfield as SF
+from pyvswitch.datapath.kernels import tunnel as TN
 
 OP_OUTPUT, OP_PUSH_VLAN, OP_POP_VLAN, OP_SET_VLAN = 1, 2, 3, 4
 OP_USERSPACE, OP_RECIRC, OP_DROP, OP_SET_ETH_SRC, OP_SET_ETH_DST = 5, 6, 7, 8, 9
@@ -42,8 +55,12 @@ _OPS = {"output": OP_OUTPUT, "push_vlan": OP_PUSH_VLAN, "pop_vlan": OP_POP_VLAN,
         "set_vlan": OP_SET_VLAN, "userspace": OP_USERSPACE, "recirc": OP_RECIRC,
         "drop": OP_DROP, "set_eth_src": OP_SET_ETH_SRC, "set_eth_dst": OP_SET_ETH_DST}
 OP_SET, OP_METER = 10, 11
+OP_TNL_PUSH, OP_TNL_POP, OP_CLONE = 12, 13, 14
 _OPS["set"] = OP_SET
 _OPS["meter"] = OP_METER
+_OPS["tnl_push"] = OP_TNL_PUSH
+_OPS["tnl_pop"] = OP_TNL_POP
+_OPS["clone"] = OP_CLONE
 _NAMES = {v: k for k, v in _OPS.items()}
 
 # 'set' fields: name -> (id, bits, dpctl header, dpctl key, text kind)
@@ -90,13 +107,30 @@ _LIMIT = {"output": 0xFFFF, "push_vlan": 0xFFFF, "set_vlan": 0xFFFF, "userspace"
           "meter": (1 << 62) - 1}
 
 
-def encode_actions(actions):
+def encode_actions(actions, _nested=False):
     """list of tuples -> int64 array (ValueError on unknown or out-of-range)."""
     words = []
     for act in actions:
         name = act[0]
         if name not in _OPS:
             raise ValueError(f"unknown datapath action {name!r}")
+        if name == "clone":
+            if _nested or len(act) != 2:
+                raise ValueError("clone takes one action list and does not nest")
+            inner = encode_actions(act[1], _nested=True)
+            words += [OP_CLONE, len(inner), *inner.tolist()]
+            continue
+        if name == "tnl_push":
+            if len(act) != 4 or not isinstance(act[2], (bytes, bytearray)) or len(act[2]) != TN.VXLAN_HLEN \
+                    or not (0 <= act[1] <= 0xFFFF and 0 <= act[3] <= 0xFFFF):
+                raise ValueError(f"bad tnl_push action {act!r}")
+            words += [OP_TNL_PUSH, act[1] | act[3] << 16 | len(act[2]) << 32, *TN.header_words(act[2])]
+            continue
+        if name == "tnl_pop":
+            if len(act) != 3 or not (0 <= act[1] <= 0xFFFF and 0 < act[2] <= 0xFFFF):
+                raise ValueError(f"bad tnl_pop action {act!r}")
+            words += [OP_TNL_POP, act[1] | act[2] << 16]
+            continue
         if name == "set":
             if len(act) != 4 or act[1] not in SET_FIELDS:
                 raise ValueError(f"bad set action {act!r}")
@@ -123,6 +157,24 @@ def decode_actions(prog):
         name = _NAMES.get(int(prog[i]))
         if name is None:
             raise ValueError(f"bad opcode {int(prog[i])}")
+        if name == "clone":
+            n = int(prog[i + 1])
+            out.append(("clone", decode_actions(prog[i + 2:i + 2 + n])))
+            i += 2 + n
+            continue
+        if name == "tnl_push":
+            arg = int(prog[i + 1])
+            n = (arg >> 32) & 0xFFFF
+            nw = (n + 7) // 8
+            out.append(("tnl_push", arg & 0xFFFF, TN.header_bytes(prog[i + 2:i + 2 + nw], n),
+                        (arg >> 16) & 0xFFFF))
+            i += 2 + nw
+            continue
+        if name == "tnl_pop":
+            arg = int(prog[i + 1])
+            out.append(("tnl_pop", arg & 0xFFFF, (arg >> 16) & 0xFFFF))
+            i += 2
+            continue
         if name == "set":
             field = _SET_BY_ID[int(prog[i + 1])]
             w = [int(x) & _M64 for x in prog[i + 2:i + 6]]
@@ -193,6 +245,12 @@ def format_actions(actions):
             parts.append(f"userspace(pid=0,userdata({act[1]:016x}))")
         elif name == "recirc":
             parts.append(f"recirc({act[1]:#x})")
+        elif name == "tnl_push":
+            parts.append(_format_tnl_push(*act[1:]))
+        elif name == "tnl_pop":
+            parts.append(f"tnl_pop({act[1]})" if act[2] == 4789 else f"tnl_pop({act[1]},dst_port={act[2]})")
+        elif name == "clone":
+            parts.append(f"clone({format_actions(act[1])})")
         elif name == "meter":
             parts.append(f"meter({act[1]:#x})")
         else:
@@ -200,7 +258,48 @@ def format_actions(actions):
     return ",".join(parts) if parts else "drop"
 
 
-_TOKEN = re.compile(r"[a-z_]+\([^()]*(?:\([^()]*\))?[^()]*\)|[^,]+")
+def _c_hex(v):
+    """C's %#x: 0 prints as 0."""
+    return f"{v:#x}" if v else "0"
+
+
+def _format_tnl_push(tnl_port, hdr, out_port):
+    """OVS's dpctl text of a VXLAN tnl_push."""
+    dst, src = int.from_bytes(hdr[0:6], "big"), int.from_bytes(hdr[6:12], "big")
+    tos, frag, ttl, proto = hdr[15], int.from_bytes(hdr[20:22], "big"), hdr[22], hdr[23]
+    ip_src, ip_dst = ipaddress.IPv4Address(hdr[26:30]), ipaddress.IPv4Address(hdr[30:34])
+    udp_dst = int.from_bytes(hdr[36:38], "big")
+    flags, vni = int.from_bytes(hdr[42:46], "big"), int.from_bytes(hdr[46:50], "big") >> 8
+    return (f"tnl_push(tnl_port({tnl_port}),header(size={len(hdr)},type=4,"
+            f"eth(dst={_mac(dst)},src={_mac(src)},dl_type=0x0800),"
+            f"ipv4(src={ip_src},dst={ip_dst},proto={proto},tos={_c_hex(tos)},ttl={ttl},frag={frag:#x}),"
+            f"udp(src=0,dst={udp_dst},csum=0x0),vxlan(flags={flags:#x},vni={vni:#x})),"
+            f"out_port({out_port}))")
+
+
+_TNL_PUSH = re.compile(
+    r"tnl_push\(tnl_port\((\d+)\),header\(size=50,type=4,eth\(dst=([0-9a-f:]{17}),src=([0-9a-f:]{17}),"
+    r"dl_type=0x0800\),ipv4\(src=([\d.]+),dst=([\d.]+),proto=17,tos=(0x[0-9a-f]+|\d+),ttl=(\d+),"
+    r"frag=(0x[0-9a-f]+|\d+)\),udp\(src=0,dst=(\d+),csum=0x0\),vxlan\(flags=0x8000000,vni=(0x[0-9a-f]+|\d+)\)\),"
+    r"out_port\((\d+)\)\)")
+
+
+def _split_top(text):
+    """Split at the commas outside parentheses."""
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch == "," and depth == 0:
+            out.append("".join(cur))
+            cur = []
+            continue
+        depth += (ch == "(") - (ch == ")")
+        if depth < 0:
+            raise ValueError(f"unbalanced parentheses in {text!r}")
+        cur.append(ch)
+    if depth:
+        raise ValueError(f"unbalanced parentheses in {text!r}")
+    out.append("".join(cur))
+    return [t for t in out if t]
 
 
 def parse_actions(text):
@@ -209,8 +308,18 @@ def parse_actions(text):
     if text in ("", "drop"):
         return []
     out = []
-    for tok in _TOKEN.findall(text):
-        if tok.isdigit():
+    for tok in _split_top(text):
+        if tok.startswith("clone(") and tok.endswith(")"):
+            out.append(("clone", parse_actions(tok[6:-1])))
+        elif m := _TNL_PUSH.fullmatch(tok):
+            g = m.groups()
+            hdr = TN.vxlan_header(int(g[1].replace(":", ""), 16), int(g[2].replace(":", ""), 16),
+                                  int(ipaddress.IPv4Address(g[3])), int(ipaddress.IPv4Address(g[4])),
+                                  int(g[9], 0), int(g[8]), int(g[5], 0), int(g[6]), bool(int(g[7], 0) & 0x4000))
+            out.append(("tnl_push", int(g[0]), hdr, int(g[10])))
+        elif m := re.fullmatch(r"tnl_pop\((\d+)(?:,dst_port=(\d+))?\)", tok):
+            out.append(("tnl_pop", int(m.group(1)), int(m.group(2) or 4789)))
+        elif tok.isdigit():
             out.append(("output", int(tok)))
         elif tok == "pop_vlan":
             out.append(("pop_vlan",))

@@ -78,6 +78,8 @@ W_RECIRC = 5          # recirc_id: bits 0-31
 W_IPV6_SRC_HI, W_IPV6_SRC_LO, W_IPV6_DST_HI, W_IPV6_DST_LO = 6, 7, 8, 9
 W_ARP_SHA, W_ARP_THA = 10, 11
 W_IPV6_LABEL = 12
+W_TUN_ID = 13
+W_TUN_ADDR = 14       # tun_src: bits 0-31, tun_dst: 32-63
 
 VLAN_CFI = 0x1000
 VLAN_VID_MASK = 0x0FFF

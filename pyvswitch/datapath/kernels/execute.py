@@ -33,7 +33,10 @@ from pyvswitch.datapath.kernels import meter as MT
 from pyvswitch.datapath.kernels import portio
 from pyvswitch.datapath.kernels import setfield as SF
 from pyvswitch.datapath.kernels import state as S
-from pyvswitch.datapath.layout import MAX_RECIRC_DEPTH, W_RECIRC
+from pyvswitch.datapath.kernels import tunnel as TN
+from pyvswitch.datapath.layout import (MAX_RECIRC_DEPTH, META_MASK, S_IN_PORT, W_DL_DST, W_DL_SRC,
+                                       W_IN_PORT, W_NW_ADDR, W_RECIRC, W_TP, W_TUN_ADDR,
+                                       W_TUN_ID)
 from pyvswitch.ports.io import IO_COLS
 
 VLAN_CFI = 0x1000
@@ -115,28 +118,88 @@ def _recirc(p, slot, off, length, key, rid, move):
 
 
 @kernel(nrt=False, inline=True)
+def _take_slot(p):
+    top = p.ctl[S.C_FREE_TOP]
+    if top == 0:
+        return -1
+    p.ctl[S.C_FREE_TOP] = top - 1
+    return p.free[top - 1]
+
+
+@kernel(nrt=False, inline=True)
+def _give_slot(p, slot):
+    p.free[p.ctl[S.C_FREE_TOP]] = slot
+    p.ctl[S.C_FREE_TOP] += 1
+
+
+@kernel(nrt=False, inline=True)
+def _flow_hash(key):
+    """Hash of the inner flow (addresses, protocol, ports) for the tunnel's UDP
+    source port: packets of one flow take one underlay path."""
+    h = (np.uint64(0x9E3779B97F4A7C15) ^ (key[0] >> np.uint64(32))) * np.uint64(0xBF58476D1CE4E5B9)
+    for w in (W_DL_DST, W_DL_SRC, W_NW_ADDR, W_TP):
+        h = (h ^ key[w]) * np.uint64(0xBF58476D1CE4E5B9)
+        h = h ^ (h >> np.uint64(31))
+    return h
+
+
+@kernel(nrt=False, inline=True)
+def _tnl_pop(p, slot, off, length, key, arg, move):
+    """Strip the outer headers, set the tunnel metadata and in_port, and give
+    the inner frame another pass (returns 1 if the slot moved, -1 if the frame
+    is no VXLAN packet for this port: it is dropped)."""
+    dst_port = (arg >> 16) & 0xFFFF
+    inner = TN.tnl_pop(p.pool[slot], off, length, dst_port, p.tnl_out)
+    if inner < 0:
+        p.stats[S.S_TNL_POP_ERR] += 1
+        return -1
+    t = p.tkey
+    for w in range(t.shape[0]):
+        t[w] = key[w] & ~META_MASK[w]
+    o = p.tnl_out
+    t[W_IN_PORT] |= np.uint64(arg & 0xFFFF) << np.uint64(S_IN_PORT)
+    t[W_TUN_ID] = np.uint64(o[0])
+    t[W_TUN_ADDR] = np.uint64(o[1]) | (np.uint64(o[2]) << np.uint64(32))
+    rid = np.int64(key[W_RECIRC] & np.uint64(0xFFFFFFFF))
+    return _recirc(p, slot, inner, o[5], t, rid, move)
+
+
+@kernel(nrt=False, inline=True)
 def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
     """Run acts[a_off:a_off+a_len] over the packet; bounds are checked.
-    Returns 1 if the slot moved to the recirculation queue, else 0."""
-    b = p.pool[slot]
+    Returns 1 if the slot moved to the recirculation queue, else 0.
+
+    clone(n words) runs the next n words on a copy of the packet (in place
+    when nothing follows it); a drop inside a clone ends only the clone.
+    Clones do not nest (encode_actions refuses it)."""
     end = min(a_off + a_len, acts.shape[0])
     i = max(a_off, 0)
-    while i < end - 1:
+    c_end, c_slot, c_off, c_len, c_moved = -1, -1, 0, 0, False   # the open clone, if any
+    while True:
+        if c_end >= 0 and i >= c_end:        # back to the original packet
+            if not c_moved:
+                _give_slot(p, slot)
+            slot, off, length, c_end = c_slot, c_off, c_len, -1
+        if i >= end - 1:
+            break
+        b = p.pool[slot]
         op, arg = acts[i], acts[i + 1]
         i += 2
+        ok = True
         if op == A.OP_OUTPUT:
             _output(p, arg, slot, off, length)
         elif op == A.OP_PUSH_VLAN:
             if off < 4 or length < 12:
                 p.stats[S.S_LOST] += 1
-                return 0
-            for k in range(12):
-                b[off - 4 + k] = b[off + k]
-            off -= 4
-            length += 4
-            tci = arg & ~VLAN_CFI
-            b[off + 12], b[off + 13] = 0x81, 0x00
-            b[off + 14], b[off + 15] = (tci >> 8) & 0xFF, tci & 0xFF
+                ok = False
+            else:
+                for k in range(12):
+                    b[off - 4 + k] = b[off + k]
+                off -= 4
+                length += 4
+                tci = arg & ~VLAN_CFI
+                b[off + 12], b[off + 13] = 0x81, 0x00
+                b[off + 14], b[off + 15] = (tci >> 8) & 0xFF, tci & 0xFF
         elif op == A.OP_POP_VLAN or op == A.OP_SET_VLAN:
             if length >= 18 and b[off + 12] == 0x81 and b[off + 13] == 0x00:
                 if op == A.OP_SET_VLAN:
@@ -156,22 +219,70 @@ def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
             wide = arg == SF.F_IPV6_SRC or arg == SF.F_IPV6_DST
             n = 4 if wide else 2
             if i + n > end:
-                return 0
-            v1 = acts[i + 2] if wide else 0
-            m1 = acts[i + 3] if wide else 0
-            SF.set_field(b, off, length, arg, acts[i], acts[i + 1], v1, m1)
-            i += n
+                ok = False
+            else:
+                v1 = acts[i + 2] if wide else 0
+                m1 = acts[i + 3] if wide else 0
+                SF.set_field(b, off, length, arg, acts[i], acts[i + 1], v1, m1)
+                i += n
         elif op == A.OP_METER:
-            if not MT.meter_pass(view_i64(arg, MT.METER_COLS), length, _now_ns(p)):
-                return 0
+            ok = MT.meter_pass(view_i64(arg, MT.METER_COLS), length, _now_ns(p))
         elif op == A.OP_USERSPACE:
             _to_userspace(p, slot, off, length, key, in_port, arg)
-        elif op == A.OP_RECIRC:
-            if _recirc(p, slot, off, length, key, arg, i >= end - 1) == 1:
-                return 1
+        elif op == A.OP_RECIRC or op == A.OP_TNL_POP:
+            last = i >= end - 1 or (c_end >= 0 and i >= c_end)
+            if op == A.OP_RECIRC:
+                moved = _recirc(p, slot, off, length, key, arg, last)
+            else:
+                moved = _tnl_pop(p, slot, off, length, key, arg, last)
+            if moved < 0:
+                ok = False
+            elif moved == 1:
+                if c_end < 0:
+                    return 1
+                c_moved = True              # the clone's copy went on: keep it
+                i = c_end
+        elif op == A.OP_TNL_PUSH:
+            hlen = (arg >> 32) & 0xFFFF
+            nw = (hlen + 7) // 8
+            if i + nw > end:
+                ok = False
+            else:
+                hdr = view_u8(acts.ctypes.data + 8 * i, hlen)
+                new = TN.tnl_push(b, off, length, hdr, hlen, TN.udp_sport(_flow_hash(key)))
+                i += nw
+                if new < 0:
+                    p.stats[S.S_TNL_PUSH_ERR] += 1
+                    ok = False
+                else:
+                    length += off - new
+                    off = new
+        elif op == A.OP_CLONE:
+            if c_end >= 0 or arg < 0 or i + arg > end:
+                ok = False
+            elif i + arg < end:              # something follows: work on a copy
+                new = _take_slot(p)
+                if new < 0:
+                    p.stats[S.S_LOST] += 1
+                    i += arg                 # skip the clone, go on with the original
+                else:
+                    memcpy_u8(p.pool[new], off, b, off, length)
+                    c_end, c_slot, c_off, c_len, c_moved = i + arg, slot, off, length, False
+                    slot = new
         else:
-            return 0
+            ok = False
+        if not ok:
+            if c_end < 0:
+                return 0
+            i = c_end                        # a drop inside a clone ends the clone
     return 0
+
+
+@kernel(nrt=False)
+def execute_actions_call(p, acts, a_off, a_len, slot, off, length, key, in_port):
+    """execute_actions as a real call, for the slow paths (upcalls, second
+    passes): one compiled copy there instead of one per caller."""
+    return execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port)
 
 
 @kernel(nrt=False, inline=True)
@@ -188,15 +299,40 @@ def flush_touched(p):
     p.ctl[S.C_NTOUCHED] = 0
 
 
-def execute_ref(actions, frame, now=0, recircs=None):
+def flow_hash_ref(key):
+    m = (1 << 64) - 1
+    h = ((0x9E3779B97F4A7C15 ^ (int(key[0]) >> 32)) * 0xBF58476D1CE4E5B9) & m
+    for w in (W_DL_DST, W_DL_SRC, W_NW_ADDR, W_TP):
+        h = ((h ^ int(key[w])) * 0xBF58476D1CE4E5B9) & m
+        h ^= h >> 31
+    return h
+
+
+def execute_ref(actions, frame, now=0, recircs=None, key=None):
     """Twin: (outputs [(port, bytes)], userspace [(arg, bytes)]) of the actions;
     meters update their rows (at the action's address) as of time `now`;
-    recirculations are appended to `recircs` as (recirc_id, bytes)."""
+    recirculations are appended to `recircs` as (recirc_id, bytes), tunnel
+    pops as ("tnl_pop", port, (vni, src, dst, tos, ttl), inner bytes); `key`
+    (the flow's key) gives tnl_push its UDP source port. Headroom is not
+    modelled (the kernel needs 50 free bytes in front for tnl_push)."""
     outs, ups = [], []
     fr = bytearray(frame)
+    key = np.zeros(16, np.uint64) if key is None else key
     for act in actions:
         name = act[0]
-        if name == "output":
+        if name == "clone":
+            o, u = execute_ref(act[1], bytes(fr), now, recircs, key)
+            outs += o
+            ups += u
+        elif name == "tnl_push":
+            fr = bytearray(TN.tnl_push_ref(fr, act[2], TN.udp_sport_ref(flow_hash_ref(key))))
+        elif name == "tnl_pop":
+            r = TN.tnl_pop_ref(fr, act[2])
+            if isinstance(r, int):
+                return outs, ups
+            if recircs is not None:
+                recircs.append(("tnl_pop", act[1], r[1], r[0]))
+        elif name == "output":
             outs.append((act[1], bytes(fr)))
         elif name == "push_vlan":
             if len(fr) < 12:

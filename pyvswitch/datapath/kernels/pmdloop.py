@@ -34,7 +34,7 @@ from pyvswitch.core.libc import c_ppoll, c_read
 from pyvswitch.datapath.kernels import dpcls as D
 from pyvswitch.datapath.kernels import portio
 from pyvswitch.datapath.kernels.emc import emc_insert, emc_lookup
-from pyvswitch.datapath.kernels.execute import execute_actions, flush_touched
+from pyvswitch.datapath.kernels.execute import execute_actions, execute_actions_call, flush_touched
 from pyvswitch.datapath.kernels.hash import hash_key
 from pyvswitch.datapath.kernels.parse import parse_burst, parse_frame
 from pyvswitch.datapath.kernels.state import *  # noqa: F403 (constants)
@@ -92,22 +92,30 @@ def _miss(p, slot, off, length, key, in_port):
 
 
 @kernel(nrt=False, inline=True)
-def _lookup_execute(p, t, key, slot, off, length, in_port, now):
-    """EMC, then dpcls, then the megaflow's actions; a miss goes to the upcall
-    queue with its slot. Frees the slot unless it moved on."""
+def _lookup(p, t, key):
+    """EMC, then dpcls: the megaflow index or -1."""
     h = hash_key(key)
     f = emc_lookup(t, key, h)
     if f >= 0:
         p.stats[S_EMC_HITS] += 1
-    else:
-        f, nsub = D.dpcls_lookup(t, key)
-        if f < 0:
-            _miss(p, slot, off, length, key, in_port)
-            return
+        return f
+    f, nsub = D.dpcls_lookup(t, key)
+    if f >= 0:
         p.stats[S_MF_HITS] += 1
         p.stats[S_SUBTABLE_LOOKUPS] += nsub
         if _emc_should_insert(p):
             emc_insert(t, key, h, f)
+    return f
+
+
+@kernel(nrt=False, inline=True)
+def _lookup_execute(p, t, key, slot, off, length, in_port, now):
+    """EMC, then dpcls, then the megaflow's actions; a miss goes to the upcall
+    queue with its slot. Frees the slot unless it moved on."""
+    f = _lookup(p, t, key)
+    if f < 0:
+        _miss(p, slot, off, length, key, in_port)
+        return
     _credit(t, f, length, key, now)
     if execute_actions(p, t.actions, t.mf_meta[f, D.MF_ACT_OFF],
                        t.mf_meta[f, D.MF_ACT_LEN], slot, off, length, key, in_port) == 0:
@@ -136,7 +144,14 @@ def drain_recirc(p, t, now):
             for w in range(KEY_WORDS):
                 key[w] = (p.rkey[w] & ~META_MASK[w]) | (key[w] & META_MASK[w])
             p.ctl[C_DEPTH] = b[RC_DEPTH, i]
-            _lookup_execute(p, t, key, slot, off, length, in_port, now)
+            f = _lookup(p, t, key)
+            if f < 0:
+                _miss(p, slot, off, length, key, in_port)
+                continue
+            _credit(t, f, length, key, now)
+            if execute_actions_call(p, t.actions, t.mf_meta[f, D.MF_ACT_OFF], t.mf_meta[f, D.MF_ACT_LEN],
+                                    slot, off, length, key, in_port) == 0:
+                _free_slot(p, slot)
     p.ctl[C_DEPTH] = 0
 
 
@@ -245,8 +260,8 @@ def execute_upcalls(p, t, n, progs, prog_off, prog_len, flows, now):
             if flows[i] >= 0:
                 _credit(t, flows[i], m[U_LEN], p.upq_key[i], now)
             p.ctl[C_DEPTH] = m[U_ARG]
-            moved = execute_actions(p, progs, prog_off[i], prog_len[i], m[U_SLOT],
-                                    m[U_OFF], m[U_LEN], p.upq_key[i], m[U_IN_PORT])
+            moved = execute_actions_call(p, progs, prog_off[i], prog_len[i], m[U_SLOT],
+                                         m[U_OFF], m[U_LEN], p.upq_key[i], m[U_IN_PORT])
             p.ctl[C_DEPTH] = 0
         if moved == 0:
             _free_slot(p, m[U_SLOT])

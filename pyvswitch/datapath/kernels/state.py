@@ -29,6 +29,7 @@ object keeps those arrays referenced while their addresses are published.
     rcq_meta[BURST, RC_COLS] int64    and new recirc_id), slot, off, len,
                                       depth; ctl[C_RCQ_N] of them
     rkey[KEY_WORDS] uint64            scratch key of a recirculated packet
+    tkey[KEY_WORDS] uint64 / tnl_out[8] int64   tnl_pop's new metadata / outer fields
 """
 
 from collections import namedtuple
@@ -54,6 +55,8 @@ S_PACKETS, S_EMC_HITS, S_MF_HITS, S_MISS, S_LOST, S_UPCALL_OK, S_UPCALL_FAIL = r
 S_SUBTABLE_LOOKUPS, S_BUSY_CYC, S_IDLE_CYC, S_ITER, S_SLEEPS, S_TX_BATCHES = range(7, 13)
 S_TX_PACKETS, S_USERSPACE, S_RECIRC_DROP, S_NO_SLOT, S_TX_NOPORT = range(13, 18)
 S_RECIRC = 18       # recirculations (extra datapath passes)
+S_TNL_PUSH_ERR = 19 # tnl_push without headroom
+S_TNL_POP_ERR = 20  # tnl_pop of a frame that is not VXLAN to the port (tunnel.POP_ERRORS)
 S_COLS = 24
 
 B_SLOT, B_OFF, B_LEN, B_FLOW = range(4)
@@ -69,7 +72,8 @@ RC_COLS = 4
 RET_ITER, RET_GEN, RET_UPCALL, RET_STOP = 0, 1, 2, 3
 
 PmdState = namedtuple("PmdState", "pool free ctl stats rxq rowptr memptr qstats txmap touched tlist burst keys "
-                                  "upq_key upq_meta pollfds timespec rxq_cycles rcq_key rcq_meta rkey")
+                                  "upq_key upq_meta pollfds timespec rxq_cycles rcq_key rcq_meta rkey "
+                                  "tkey tnl_out")
 
 
 def new_state(pool, free_slots, max_rows=64, upq_len=64):
@@ -86,7 +90,8 @@ def new_state(pool, free_slots, max_rows=64, upq_len=64):
         pollfds=np.zeros((r + 1, 2), np.int32), timespec=np.zeros(2, np.int64),
         rxq_cycles=np.zeros(r, np.int64),
         rcq_key=np.zeros((BURST, KEY_WORDS), np.uint64), rcq_meta=np.zeros((BURST, RC_COLS), np.int64),
-        rkey=np.zeros(KEY_WORDS, np.uint64))
+        rkey=np.zeros(KEY_WORDS, np.uint64), tkey=np.zeros(KEY_WORDS, np.uint64),
+        tnl_out=np.zeros(8, np.int64))
     p.ctl[C_FREE_TOP] = len(free_slots)
     p.ctl[C_WAKE_FD] = -1
     p.ctl[C_MAX_ITER] = 1 << 16

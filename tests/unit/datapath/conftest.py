@@ -44,6 +44,9 @@ def switch(tmp_path):
         p = DummyPort(name)
         p.open()
         ports[dp.add_port(p)] = p
+    # the PMD compiles its loop on first start (minutes on a cold cache in CI):
+    # tests time their traffic from a running loop
+    assert wait_for(lambda: any(s["iterations"] > 0 for s in dp.pmd_stats().values()), timeout=900)
     yield dp, ports
     dp.close()
     for p in ports.values():
