@@ -103,7 +103,7 @@ class Bridge:
         with self.lock:
             for iface in self.ifaces.values():
                 if iface.port_name == name and iface.port is not None:
-                    self.ofproto.set_port_vlan(iface.name, **_vlan_cfg(config))
+                    self.ofproto.set_port_vlan(iface.name, **_vlan_cfg(config, name))
 
     def del_port(self, name):
         self.ports.pop(name, None)
@@ -148,7 +148,7 @@ class Bridge:
             self.ofproto.add_port(name, iface.dp_port if iface.dp_port >= 0 else None,
                                   ofport=iface.ofport, bundle=port_name,
                                   patch=port if itype == "patch" else None,
-                                  **_vlan_cfg(self.ports.get(port_name, {})))
+                                  **_vlan_cfg(self.ports.get(port_name, {}), port_name))
         return iface
 
     def del_iface(self, name):
@@ -264,11 +264,15 @@ class Bridge:
             self.del_iface(name)
 
 
-def _vlan_cfg(port_cfg):
+def _vlan_cfg(port_cfg, name="?"):
     oc = port_cfg.get("other_config") or {}
+    mode = port_cfg.get("vlan_mode")
+    if mode not in (None, *N.VLAN_MODES):
+        log.warn("port %s: vlan_mode %s is not supported (the datapath carries one 802.1Q "
+                 "tag), falling back to access", name, mode)
+        mode = "access"
     return {"tag": port_cfg.get("tag"), "trunks": list(port_cfg.get("trunks") or []),
-            "vlan_mode": port_cfg.get("vlan_mode"),
-            "priority_tags": oc.get("priority-tags")}
+            "vlan_mode": mode, "priority_tags": oc.get("priority-tags")}
 
 
 def rarp(mac, tci=0):
