@@ -181,7 +181,7 @@ def test_flows_on_each_bridge(sw):
     wait(lambda: "n_packets=1," in sw("pvs-ofctl", "dump-flows", BR0))
 
 
-def wait(cond, timeout=5.0):
+def wait(cond, timeout=15.0):
     deadline = time.time() + timeout
     while not cond():
         assert time.time() < deadline, "timed out"
