@@ -29,14 +29,13 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
 
 from . import cpu, stats, system
 from .switches import OvsSystem, PyVSwitch, _cpu_mask
-from .system import BRIDGE, log
+from .system import log
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 DEFAULT_OUT = os.path.join(REPO, "bench", "results")
@@ -449,14 +448,6 @@ def choose_memory(args):
     return ["--no-huge", "-m", str(TESTPMD_MB)], why
 
 
-class Interrupted(Exception):
-    pass
-
-
-def _on_term(signum, frame):
-    raise Interrupted(f"signal {signum}")
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -490,58 +481,32 @@ def main(argv=None):
         jl.flush()
 
     emit({"type": "meta", **meta, "args": {k: v for k, v in vars(args).items()}})
-    old = {s: signal.signal(s, _on_term) for s in (signal.SIGTERM, signal.SIGHUP)}
-    old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
-    cleanup = system.Cleanup()
-    interrupted = None
     t_start = time.monotonic()
     sws = {}
+
+    def prepare():
+        state = system.State()
+        sws.update({n: SWITCHES[n](args, rawdir, state) for n in args.switches})
+
+    def block(name, rep, cleanup, stage):
+        sw = sws[name]
+        sw.setup(cleanup)
+        with open(os.path.join(rawdir, f"{name}-rep{rep}-config.txt"), "w") as f:
+            f.write(sw.describe())
+        stage[0] = "measurement"
+        for size in args.size_list:
+            for attempt in range(1, args.retries + 1):
+                rec = measure(args, sw, size, rep, attempt, rawdir, cleanup, sw.state)
+                emit(rec)
+                log(f"  {name} {size}B rep {rep}.{attempt}: {rec['mpps']:.3f} Mpps "
+                    f"(p0 {rec['mpps_p0']:.2f} p1 {rec['mpps_p1']:.2f}) idle CPU "
+                    f"{rec['idle_switch_cpu_pct']:.1f}% foreign {rec['foreign_cpu_pct']:.1f}% "
+                    f"clean={int(rec['clean'])}")
+                if rec["clean"]:
+                    break
+
     with system.Lock():
-        try:
-            system.remove_leftovers()
-            state = system.State()
-            sws = {n: SWITCHES[n](args, rawdir, state) for n in args.switches}
-            for rep, name in stats.schedule(args.switches, args.reps):
-                sw = sws[name]
-                mark = len(cleanup.stack)
-                log(f"rep {rep}/{args.reps}: {name}")
-                stage = "switch set-up"
-                try:
-                    sw.setup(cleanup)
-                    with open(os.path.join(rawdir, f"{name}-rep{rep}-config.txt"), "w") as f:
-                        f.write(sw.describe())
-                    stage = "measurement"
-                    for size in args.size_list:
-                        for attempt in range(1, args.retries + 1):
-                            rec = measure(args, sw, size, rep, attempt, rawdir, cleanup, state)
-                            emit(rec)
-                            log(f"  {name} {size}B rep {rep}.{attempt}: {rec['mpps']:.3f} Mpps "
-                                f"(p0 {rec['mpps_p0']:.2f} p1 {rec['mpps_p1']:.2f}) idle CPU "
-                                f"{rec['idle_switch_cpu_pct']:.1f}% foreign {rec['foreign_cpu_pct']:.1f}% "
-                                f"clean={int(rec['clean'])}")
-                            if rec["clean"]:
-                                break
-                except (KeyboardInterrupt, Interrupted):
-                    raise
-                except Exception as e:  # noqa: BLE001 - one broken switch must not stop the other
-                    msg = f"{stage}: {type(e).__name__}: {e}".replace("\n", " ")[:500]
-                    log(f"  {name} rep {rep} FAILED: {msg}")
-                    emit({"type": "error", "switch": name, "rep": rep, "message": msg})
-                finally:
-                    prev = signal.signal(signal.SIGINT, signal.SIG_IGN)
-                    try:
-                        cleanup.unwind(mark)
-                    finally:
-                        signal.signal(signal.SIGINT, prev)
-        except (KeyboardInterrupt, Interrupted) as e:
-            interrupted = str(e) or "Ctrl-C"
-            log(f"interrupted ({interrupted}); cleaning up")
-        finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            cleanup.unwind()
-            system.remove_leftovers()
-            for s, h in old.items():
-                signal.signal(s, h)
+        interrupted = system.run_blocks(args.switches, args.reps, block, emit, prepare)
     jl.close()
     meta["layout"] = {
         f"core {args.gen_cpu}": f"dpdk-testpmd (`--lcores 0@{args.gen_cpu},1@{args.gen_cpu}`, io "

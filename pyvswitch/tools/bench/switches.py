@@ -282,7 +282,10 @@ class PyVSwitch(Switch):
         run("taskset", "-c", all_cpus, system.tool("pvs-vswitchd"), "--rundir", self.dir,
             "--detach", "--log-file", env=self._env(), timeout=120)
         self.pid = self._started(pidfile, "pvs-vswitchd")
-        self.ctl("pvs-vsctl", "add-br", BRIDGE, "--", "set", "bridge", BRIDGE, "datapath_type=netdev")
+        # the first bridge starts a PMD, which compiles its loop on a cold numba
+        # cache (minutes): wait for it here rather than in a measurement
+        self.ctl("pvs-vsctl", "--timeout=900", "add-br", BRIDGE, "--", "set", "bridge", BRIDGE,
+                 "datapath_type=netdev", timeout=960)
         self.ctl("pvs-vsctl", "set", "Open_vSwitch", ".",
                  f"other_config:pmd-cpu-mask={_cpu_mask(self.opts.switch_cpu)}")
         for name, ofport, iface_args in self.ports():

@@ -182,6 +182,68 @@ class Cleanup:
                 log(f"cleanup step '{desc}' failed: {e}")
 
 
+class Interrupted(Exception):
+    """SIGTERM/SIGHUP during a run (Ctrl-C arrives as KeyboardInterrupt)."""
+
+
+def _on_term(signum, frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def run_blocks(names, reps, block, emit, prepare=None):
+    """The A/B/A/B schedule of a benchmark run, with its cleanup discipline.
+
+    For rep 1..reps and each name: block(name, rep, cleanup, stage) runs one
+    block (set up a switch, measure, ...) pushing its undo steps on `cleanup`;
+    whatever it pushed is unwound after it, also on errors. `stage` is a
+    one-element list the block updates ("switch set-up", "measurement") so a
+    failure is reported with where it happened: logged and emitted as
+    {"type": "error", "switch", "rep", "stage", "message"}; the run goes on
+    with the next block. SIGTERM, SIGHUP and Ctrl-C stop the run after the
+    cleanup. prepare() runs after earlier runs' leftovers are removed.
+    Returns the reason of an interruption, or None."""
+    old = {s: signal.signal(s, _on_term) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # started in the background by a non-interactive shell, SIGINT arrives
+    # ignored and Python keeps it ignored: make Ctrl-C / kill -INT always work
+    old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+    cleanup = Cleanup()
+    interrupted = None
+    try:
+        remove_leftovers()
+        if prepare is not None:
+            prepare()
+        for rep in range(1, reps + 1):
+            for name in names:
+                mark = len(cleanup.stack)
+                log(f"rep {rep}/{reps}: {name}")
+                stage = ["switch set-up"]
+                try:
+                    block(name, rep, cleanup, stage)
+                except (KeyboardInterrupt, Interrupted):
+                    raise
+                except Exception as e:  # noqa: BLE001 - a broken switch must not stop the others
+                    msg = f"{stage[0]}: {type(e).__name__}: {e}".replace("\n", " ")[:500]
+                    log(f"  {name} rep {rep} FAILED: {msg}")
+                    emit({"type": "error", "switch": name, "rep": rep, "stage": stage[0], "message": msg})
+                finally:
+                    # also on Ctrl-C: a second Ctrl-C must not cut the cleanup short
+                    prev = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    try:
+                        cleanup.unwind(mark)
+                    finally:
+                        signal.signal(signal.SIGINT, prev)
+    except (KeyboardInterrupt, Interrupted) as e:
+        interrupted = str(e) or "Ctrl-C"
+        log(f"interrupted ({interrupted}); cleaning up")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        cleanup.unwind()
+        remove_leftovers()
+        for s, h in old.items():
+            signal.signal(s, h)
+    return interrupted
+
+
 def remove_leftovers():
     """Remove what a previous (killed) run may have left: our daemons by PID
     (checked against their command line), our links and namespaces by name."""

@@ -267,14 +267,6 @@ def measure(args, sw, size, rep, attempt, rawdir, cleanup):
 
 
 # ------------------------------------------------------------------ the run
-class Interrupted(Exception):
-    pass
-
-
-def _on_term(signum, frame):
-    raise Interrupted(f"signal {signum}")
-
-
 def layout_table(args, switch_objs):
     t = {
         f"core {args.gen_cpu}": (f"generator (dpdk-testpmd txonly, `--lcores 0@{args.gen_cpu},1@{args.gen_cpu}`) "
@@ -315,70 +307,41 @@ def main(argv=None):
 
     emit({"type": "meta", "command": command, "date": start_date, "machine": machine,
           "args": {k: v for k, v in vars(args).items()}})
-    old = {s: signal.signal(s, _on_term) for s in (signal.SIGTERM, signal.SIGHUP)}
-    # started in the background by a non-interactive shell, SIGINT arrives
-    # ignored and Python keeps it ignored: make Ctrl-C / kill -INT always work
-    old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
-    cleanup = system.Cleanup()
-    state = None
-    interrupted = None
     switch_objs = {}
     reported = {}
     t_start = time.monotonic()
+
+    def prepare():
+        state = system.State()
+        switch_objs.update({n: SWITCHES[n](args, rawdir, state) for n in args.switches})
+
+    def block(name, rep, cleanup, stage):
+        sw = switch_objs[name]
+        stage[0] = "topology"
+        system.topology_up(cleanup)
+        stage[0] = "switch set-up"
+        sw.setup(cleanup)
+        with open(os.path.join(rawdir, f"{name}-rep{rep}-config.txt"), "w") as f:
+            f.write(sw.describe())
+        stage[0] = "measurement"
+        for size in args.size_list:
+            for attempt in range(1, args.retries + 1):
+                rec = measure(args, sw, size, rep, attempt, rawdir, cleanup)
+                emit(rec)
+                for prob in rec["switch_problems"]:
+                    if prob not in reported.setdefault(name, set()):
+                        reported[name].add(prob)
+                        log(f"  {name} reports: {prob}")
+                        emit({"type": "error", "switch": name, "rep": rep,
+                              "stage": "switch log", "message": f"switch log: {prob}"})
+                log(f"  {name} {size}B rep {rep}.{attempt}: offered {rec['offered_mpps']:.3f} "
+                    f"forwarded {rec['forwarded_mpps']:.3f} Mpps loss {rec['loss_pct']:.1f}% "
+                    f"foreign {rec['foreign_cpu_pct']:.1f}% clean={int(rec['clean'])}")
+                if rec["clean"]:
+                    break
+
     with system.Lock():
-        try:
-            system.remove_leftovers()
-            state = system.State()
-            switch_objs = {n: SWITCHES[n](args, rawdir, state) for n in args.switches}
-            for rep, name in stats.schedule(args.switches, args.reps):
-                sw = switch_objs[name]
-                mark = len(cleanup.stack)
-                log(f"rep {rep}/{args.reps}: {name}")
-                stage = "topology"
-                try:
-                    system.topology_up(cleanup)
-                    stage = "switch set-up"
-                    sw.setup(cleanup)
-                    with open(os.path.join(rawdir, f"{name}-rep{rep}-config.txt"), "w") as f:
-                        f.write(sw.describe())
-                    stage = "measurement"
-                    for size in args.size_list:
-                        for attempt in range(1, args.retries + 1):
-                            rec = measure(args, sw, size, rep, attempt, rawdir, cleanup)
-                            emit(rec)
-                            for prob in rec["switch_problems"]:
-                                if prob not in reported.setdefault(name, set()):
-                                    reported[name].add(prob)
-                                    log(f"  {name} reports: {prob}")
-                                    emit({"type": "error", "switch": name, "rep": rep,
-                                          "stage": "switch log", "message": f"switch log: {prob}"})
-                            log(f"  {name} {size}B rep {rep}.{attempt}: offered {rec['offered_mpps']:.3f} "
-                                f"forwarded {rec['forwarded_mpps']:.3f} Mpps loss {rec['loss_pct']:.1f}% "
-                                f"foreign {rec['foreign_cpu_pct']:.1f}% clean={int(rec['clean'])}")
-                            if rec["clean"]:
-                                break
-                except (KeyboardInterrupt, Interrupted):
-                    raise
-                except Exception as e:  # noqa: BLE001 - a broken switch must not stop the others
-                    msg = f"{stage}: {type(e).__name__}: {e}".replace("\n", " ")[:500]
-                    log(f"  {name} rep {rep} FAILED: {msg}")
-                    emit({"type": "error", "switch": name, "rep": rep, "stage": stage, "message": msg})
-                finally:
-                    # also on Ctrl-C: a second Ctrl-C must not cut the cleanup short
-                    prev = signal.signal(signal.SIGINT, signal.SIG_IGN)
-                    try:
-                        cleanup.unwind(mark)
-                    finally:
-                        signal.signal(signal.SIGINT, prev)
-        except (KeyboardInterrupt, Interrupted) as e:
-            interrupted = str(e) or "Ctrl-C"
-            log(f"interrupted ({interrupted}); cleaning up")
-        finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            cleanup.unwind()
-            system.remove_leftovers()
-            for s, h in old.items():
-                signal.signal(s, h)
+        interrupted = system.run_blocks(args.switches, args.reps, block, emit, prepare)
     jl.close()
     return write_report(records, args, command, start_date, machine, rawdir,
                         time.monotonic() - t_start, interrupted)
