@@ -71,6 +71,7 @@ def sw():
         cli.send("p1", udp(A, B))
         assert len(cli.capture("p2", timeout=600)) == 1
         drain(cli, *BR0)
+        cli.lab, cli.rundir = lab, rundir
         yield cli
     finally:
         lab.close()
@@ -228,3 +229,24 @@ def test_trace_shows_the_mirror(sw):
     assert "mirror mt: copy to port 4" in out
     clear_mirrors(sw)
     assert json.loads(json.dumps(sw("pvs-vsctl", "list", "Mirror"))) == ""
+
+
+def test_mirror_survives_a_daemon_restart(sw):
+    """The Mirror row is configuration: a restarted daemon mirrors again."""
+    sw("pvs-vsctl", "--", "--id=@p", "get", "Port", "pm", "--", "--id=@m", "create", "Mirror",
+       "name=mr", "select_all=true", "output_port=@p", "--", "set", "Bridge", "br0",
+       "mirrors=@m")
+    for pid in list(sw.lab.pids):
+        sw.lab.stop_pid(pid)
+        sw.lab.pids.remove(pid)
+    sw.lab.start_daemon(sw.rundir, env=sw.env)
+    deadline = time.time() + 600             # until it has read the database again
+    while time.time() < deadline:
+        r = sw("pvs-appctl", "ofproto/trace", "br0", f"in_port=1,dl_src={A},dl_dst={B}",
+               ok=False)
+        if r.returncode == 0 and "mirror mr: copy to port 4" in r.stdout:
+            break
+        time.sleep(0.2)
+    sw.send("p1", udp(A, B))
+    assert len(sw.capture("pm", timeout=600)) == 1
+    clear_mirrors(sw)
