@@ -280,8 +280,17 @@ def _emit(ctx, ofport, tci, mirror=True):
     if port is None:
         ctx.note(f"-> output to nonexistent port {ofport}", 1)
         return
+    tnl = getattr(ctx.ofp, "tnl", None)        # native tunnels (ofproto/tunnel.py)
     if port.dp_port is None:
-        XP.patch_output(ctx, port, tci)
+        if getattr(port, "tunnel", None) is not None and tnl is not None:
+            tnl.output(ctx, port, tci)
+        else:
+            XP.patch_output(ctx, port, tci)
+    elif ofport == F.OFPP_LOCAL and tnl is not None and (pop := tnl.pop_port(ctx)):
+        commit_fields(ctx)
+        _commit_vlan(ctx, tci)
+        ctx.note(f"-> tunnel termination: tnl_pop({pop[0]}), dst_port {pop[1]}", 1)
+        ctx.actions.append(("tnl_pop", *pop))
     else:
         commit_fields(ctx)
         _commit_vlan(ctx, tci)

@@ -57,7 +57,7 @@ def port_class(type_name):
 def load_types():
     # Importing a type module registers it; done lazily to keep imports light.
     import importlib
-    for mod in ("dummy", "afpacket", "tap", "internal", "vhost.port", "patch"):
+    for mod in ("dummy", "afpacket", "tap", "internal", "vhost.port", "patch", "vxlan"):
         try:
             importlib.import_module(f"pyvswitch.ports.{mod}")
         except ModuleNotFoundError as e:

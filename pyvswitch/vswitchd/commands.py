@@ -39,6 +39,8 @@ def register_all(sw):
     reg("vsctl/apply", "next_cfg", 1, 1, lambda a: _vsctl_apply(sw, a[0]), hidden=True)
     ofctl_cmds.register(sw, reg)
     register_bond(sw, reg)
+    from pyvswitch.vswitchd import tnlctl   # ovs/route/*, tnl/neigh/* (native tunnels)
+    tnlctl.register(sw, reg)
 
 
 def _exit(sw):

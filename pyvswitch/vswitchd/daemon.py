@@ -33,7 +33,8 @@ from pyvswitch.datapath.layout import field_mask, new_key
 from pyvswitch.db.store import Store
 from pyvswitch.ofproto.ofproto import Ofproto
 from pyvswitch.ofproto.xlate import xlate
-from pyvswitch.vswitchd import commands, dbstate
+from pyvswitch.ofproto import tunnel as TNL   # native tunnels (tnlctl.py)
+from pyvswitch.vswitchd import commands, dbstate, tnlctl
 from pyvswitch.ports.base import PORT_TYPES, load_types
 from pyvswitch.ports.vhost.port import set_default_sock_dir
 from pyvswitch.vswitchd.bridge import Bridge
@@ -81,6 +82,7 @@ class Switch:
         self.snap = None
         self.waiters = []   # (cfg, Deferred) from pvs-vsctl
         self.revalidator = Revalidator(self)
+        self.tnl = TNL.Tunnels()   # native tunnels: routes, neighbours, vports (tnlctl.py)
         self.ofservice = OfService(self)   # OpenFlow service (ofservice.py)
 
     # --- lifecycle ------------------------------------------------------
@@ -133,6 +135,8 @@ class Switch:
                         with self.lock:
                             br.ofproto.set_port_live(iface.name, up)
             self._run_bonds(br, now)
+        if tnlctl.run(self, now):   # tunnels: routes, ARP requests, neighbours
+            self._need_revalidate = True
         with self.lock:
             expired = {br.name: br.ofproto.run(now) for br in self.bridges.values()}
             for br in self.bridges.values():
@@ -175,6 +179,7 @@ class Switch:
                 log.err("applying %s %s %s %s failed: %s", op.kind, op.bridge, op.port,
                         op.iface, traceback.format_exc())
         self._sync_bonds_and_patches(snap)
+        tnlctl.sync(self)   # tunnel ports, vports, internal devices, routes
         self.running = dbstate.running_state(self.bridges, desired.get("other_config", {}))
         for br in self.bridges.values():   # mirrors name ports: after every port change
             br.apply_mirrors()
@@ -298,13 +303,12 @@ class Switch:
         now = self.clock.now()
         with self.lock:
             for i in range(len(keys)):
-                br = self.bridge_of_dp_port(int(in_ports[i]))
-                if br is None:   # a port that is going away: drop, cached on in_port
-                    out.append(([], in_port_mask(int(in_ports[i]))))
+                ofp, r = self.translate(keys[i], now)
+                if ofp is None:   # a port that is going away: drop, cached on in_port
+                    out.append(([], r if r is not None else in_port_mask(int(in_ports[i]))))
                     continue
-                r = xlate(br.ofproto, keys[i], now)
                 out.append((r.actions, r.mask))
-                self.revalidator.remember(br.name, keys[i], r.mask, r.rules_hit + r.tables_hit)
+                self.revalidator.remember(ofp.name, keys[i], r.mask, r.rules_hit + r.tables_hit)
                 if r.learned:
                     self._need_revalidate = True
         if self._need_revalidate:
@@ -320,6 +324,14 @@ class Switch:
             handler = getattr(br.ofproto, "packet_in", None) if br is not None else None
             if handler is not None:
                 handler(bytes(packet), int(arg), key, self.clock.now())
+
+    def translate(self, key, now, learn=True):
+        """(ofproto, XlateResult) for a datapath key, through the tunnel
+        port a decapsulated packet belongs to; (None, drop mask | None)."""
+        def ofp_of_dp(dp_port):
+            br = self.bridge_of_dp_port(dp_port)
+            return br.ofproto if br is not None else None
+        return TNL.translate(self.tnl, ofp_of_dp, xlate, key, now, learn)
 
     def bridge_of_dp_port(self, dp_port):
         for br in self.bridges.values():
@@ -337,12 +349,11 @@ class Switch:
 
         def check(key, mask, actions):
             with self.lock:
-                br = self.bridge_of_dp_port(dbstate.key_in_port(key))
-                if br is None:
+                ofp, r = self.translate(key, now, learn=False)
+                if ofp is None:
                     return None
-                r = xlate(br.ofproto, key, now, learn=False)
                 changed = not (np.array_equal(r.mask, mask) and list(r.actions) == list(actions))
-                self.revalidator.remember(br.name, key, r.mask, r.rules_hit + r.tables_hit,
+                self.revalidator.remember(ofp.name, key, r.mask, r.rules_hit + r.tables_hit,
                                           reinstalled=changed)
             return (r.actions, r.mask)
         self.dpif.revalidate(check)

@@ -65,11 +65,15 @@ class Revalidator:
     def _credit(self, fid, key, packets, nbytes, now):
         sw = self.sw
         with sw.lock:
-            br = sw.bridge_of_dp_port(get_field(key, "in_port"))
-            if br is None:
+            if hasattr(sw, "translate"):      # the daemon: through tunnel ports too
+                ofp, r = sw.translate(key, now, learn="refresh")
+            else:
+                br = sw.bridge_of_dp_port(get_field(key, "in_port"))
+                ofp = br.ofproto if br is not None else None
+                r = xlate(ofp, key, now, learn="refresh") if ofp is not None else None
+            if ofp is None:
                 return
-            r = xlate(br.ofproto, key, now, learn="refresh")
             cached = self.xcache.get(fid)
-            rules = cached[1] if cached is not None and cached[0] == br.name else r.rules_hit
+            rules = cached[1] if cached is not None and cached[0] == ofp.name else r.rules_hit
             for rule in rules:
-                br.ofproto.credit(rule, packets, nbytes, now)
+                ofp.credit(rule, packets, nbytes, now)
