@@ -50,8 +50,10 @@ def iface_config(row):
 
 
 def ofport_hints(snap):
-    """{bridge: {iface: ofport}} from the ofport column the daemon wrote last,
-    so a restarted daemon gives every interface its old number back."""
+    """{bridge: {iface: ofport}} from ofport_request, else the ofport column
+    the daemon wrote last: a restarted daemon gives every interface its old
+    number back, and no interface takes a number another one of the same
+    transaction requested."""
     out = {}
     t = snap.tables
     for b in t["Bridge"].values():
@@ -59,7 +61,9 @@ def ofport_hints(snap):
         for pu in b["ports"]:
             for iu in (t["Port"].get(pu) or {}).get("interfaces", ()):
                 i = t["Interface"].get(iu)
-                if i is not None and (i.get("ofport") or 0) > 0:
+                if i is not None and i.get("ofport_request"):
+                    hints[i["name"]] = i["ofport_request"]   # held for it even before it is added
+                elif i is not None and (i.get("ofport") or 0) > 0:
                     hints[i["name"]] = i["ofport"]
     return out
 
