@@ -142,3 +142,22 @@ def test_balance_slb_ping_and_failover(topo, sender):
         sh("ip", "link", "set", old, "up")
     finally:
         net.vsctl("set", "Port", "bond0", "bond_mode=active-backup")
+
+
+def test_active_member_survives_a_restart(topo):
+    """The active member's MAC is kept in Port bond_active_slave and chosen
+    again by the restarted daemon (not simply the first enabled member)."""
+    net, g, ns, members, lbr_mac = topo
+    for m in members:
+        net.wait_for(lambda: f"member {m}: enabled" in net.appctl("bond/show", "bond0"), 15, 0.1,
+                     f"{m} enabled")
+    net.appctl("bond/set-active-member", "bond0", members[1])
+    mac = net.vsctl("get", "Interface", members[1], "mac_in_use").strip()
+    net.wait_for(lambda: net.vsctl("get", "Port", "bond0", "bond_active_slave").strip() == mac,
+                 15, 0.2, "bond_active_slave written")
+    assert net.stop()
+    net.start()
+    net.wait_for(lambda: net.alive() and "bond0" in net.appctl("bond/list"), 60, 0.2,
+                 "the bond after the restart")
+    net.wait_for(lambda: active_member(net) == members[1], 15, 0.2, "the same active member")
+    net.wait_for(lambda: g.ping(f"{NET}.2", count=1), 30, 0.2, "ping after the restart")
