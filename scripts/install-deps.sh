@@ -6,7 +6,7 @@ set -euo pipefail
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 
-DEBS="iproute2 ethtool iputils-ping tcpdump iperf3 netcat-openbsd procps psmisc dpdk-dev openvswitch-common"
+DEBS="iproute2 ethtool iputils-ping tcpdump iperf3 netcat-openbsd procps psmisc dpdk-dev openvswitch-common qemu-system-x86"
 DEBS="$DEBS ${EXTRA_DEBS:-}"
 missing=()
 for p in $DEBS; do
@@ -19,10 +19,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# pip extras: test (always), bench (matplotlib: make bench)
+EXTRAS=${PIP_EXTRAS:-test}
 stamp="$VENV/.pyvswitch-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! grep -qF -- "$EXTRAS" "$stamp"; then
     [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-    "$VENV/bin/pip" install -q -e ".[test]"
-    touch "$stamp"
+    "$VENV/bin/pip" install -q -e ".[$EXTRAS]"
+    echo "$EXTRAS" > "$stamp"
 fi
