@@ -21,9 +21,12 @@ test-fast: install
 demo: install
 	$(PY) -m pyvswitch.tools.demo $(DEMO_ARGS)
 
-bench: install
-	EXTRA_DEBS="dpdk-dev openvswitch-switch" VENV=$(VENV) ./scripts/install-deps.sh
-	$(PY) -m pyvswitch.tools.bench.veth $(BENCH_ARGS)
+# pvs-bench COMMAND (rfc2544, pvp, veth, flows, openflow): BENCH="pvp --quick" etc.
+BENCH ?= pvp
+bench:
+	@EXTRA_DEBS="dpdk-dev openvswitch-switch openvswitch-switch-dpdk" PIP_EXTRAS=test,bench \
+		VENV=$(VENV) ./scripts/install-deps.sh
+	$(VENV)/bin/pvs-bench $(BENCH) $(BENCH_ARGS)
 
 clean:
 	rm -rf .cache build *.egg-info
