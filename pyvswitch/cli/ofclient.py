@@ -11,6 +11,11 @@ parts of a multipart reply); `send_all(msgs)` sends several requests and a
 barrier and returns the errors they drew (ovs-ofctl's way of checking
 flow-mods). An OFPT_ERROR answer raises `OfError` with the error's name.
 
+Transaction ids come from an `Xids` counter that the connections of one
+command share, the hello included, as in Open vSwitch's vconn: a command's
+first request is xid 2, and a second connection's hello takes the next one,
+so the xids pvs-ofctl prints are those ovs-ofctl prints.
+
 Threads: the caller's only. No daemon internals: this is the wire protocol.
 """
 
@@ -30,6 +35,20 @@ MULTIPART = (M.DescReply, M.FlowStatsReply, M.AggregateStatsReply, M.TableStatsR
              M.MeterFeaturesReply, M.TableFeaturesReply)
 
 
+class Xids:
+    """The transaction ids of one command (shared by its connections)."""
+
+    def __init__(self):
+        self.last = 0
+
+    def next(self):
+        self.last += 1
+        return self.last
+
+    def skip(self, n):
+        self.last += n
+
+
 class OfClientError(Exception):
     """Could not talk to the switch (str = the message pvs-ofctl prints)."""
 
@@ -37,9 +56,10 @@ class OfClientError(Exception):
 class OfError(OfClientError):
     """The switch answered with an OFPT_ERROR."""
 
-    def __init__(self, error, xid):
+    def __init__(self, error, xid, version=None):
         name = error.name or f"type {error.type} code {error.code}"
-        super().__init__(f"OFPT_ERROR (xid={xid:#x}): {name}")
+        tag = " (OF1.3)" if version == wire.OFP13 else ""
+        super().__init__(f"OFPT_ERROR{tag} (xid={xid:#x}): {name}")
         self.error, self.xid = error, xid
 
 
@@ -77,8 +97,10 @@ def resolve_target(target, rundir=None):
 
 
 class OfClient:
-    def __init__(self, target, rundir=None, versions=DEFAULT_VERSIONS, timeout=30.0):
+    def __init__(self, target, rundir=None, versions=DEFAULT_VERSIONS, timeout=30.0,
+                 xids=None):
         family, addr = resolve_target(target, rundir)
+        self.xids = xids if xids is not None else Xids()
         self.target, self.versions = target, tuple(versions)
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
@@ -90,7 +112,6 @@ class OfClient:
                                 f"({e.strerror or e})") from None
         self.framer = wire.Framer()
         self.pending = []
-        self.xid = 1
         self.version = None
         self._hello()
 
@@ -137,7 +158,7 @@ class OfClient:
             raise OfClientError(f"{self.target}: cannot decode a reply ({e})") from None
 
     def _hello(self):
-        self._send(M.Hello(self.versions), max(self.versions), 0)
+        self._send(M.Hello(self.versions), max(self.versions), self.xids.next())
         version, _, msg = self._recv()
         if isinstance(msg, M.Error):
             raise OfClientError(f"{self.target}: version negotiation failed "
@@ -152,9 +173,13 @@ class OfClient:
                                 f"{_names(self.versions)}, peer supports {_names(theirs)})")
         self.version = max(common)
 
+    @property
+    def xid(self):
+        """The last xid used (the next request gets xid + 1)."""
+        return self.xids.last
+
     def next_xid(self):
-        self.xid += 1
-        return self.xid
+        return self.xids.next()
 
     def send(self, msg):
         xid = self.next_xid()
@@ -178,7 +203,7 @@ class OfClient:
         while True:
             reply = self._reply_to(xid)
             if isinstance(reply, M.Error):
-                raise OfError(reply, xid)
+                raise OfError(reply, xid, self.version)
             out.append(reply)
             if not (isinstance(reply, MULTIPART) and reply.flags & 1):
                 return out
@@ -194,7 +219,7 @@ class OfClient:
             if isinstance(msg, M.EchoRequest):
                 self._send(M.EchoReply(msg.data), self.version, rxid)
             elif isinstance(msg, M.Error) and rxid in xids:
-                errors.append((xids[rxid], OfError(msg, rxid)))
+                errors.append((xids[rxid], OfError(msg, rxid, self.version)))
             elif rxid == bxid and isinstance(msg, M.BarrierReply):
                 return errors
 

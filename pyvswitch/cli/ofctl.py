@@ -2,43 +2,42 @@
 
     pvs-ofctl [--rundir DIR] [-O OpenFlow10|OpenFlow13] COMMAND SWITCH [ARG...]
 
-Commands: show, dump-ports SW [PORT], dump-ports-desc SW, dump-flows SW [FLOWS],
-dump-aggregate SW [FLOWS], dump-tables SW, add-flow SW FLOW, add-flows SW FILE
-('-' for stdin), mod-flows SW FLOW (--strict), del-flows SW [FLOWS] (--strict).
-
 SWITCH is a bridge name (the daemon's `<rundir>/<bridge>.mgmt` socket, as
 ovs-ofctl's br0.mgmt), `unix:PATH`, a socket path, or `tcp:HOST[:PORT]`.
-pvs-ofctl speaks OpenFlow on the wire (ofclient.py): 1.3 when the switch
-does, else 1.0 (`-O` restricts the versions). Flow text is parsed here with
-pyvswitch.openflow.text; port names in it are resolved from the switch's port
-descriptions. Output follows ovs-ofctl's layout for the negotiated version.
+Every command speaks OpenFlow on the wire (ofclient.py), 1.3 when the switch
+does, else 1.0 (`-O` restricts the versions), and prints what ovs-ofctl 3.1
+prints for the same replies: the same header lines, xids, layout and action
+spellings. Flow, group and meter text is parsed here (pyvswitch.openflow.text,
+text_group); port names in it come from the switch's port descriptions.
+
+Modules: this one (options, the session, show/ports/tables/flows/flow-mods),
+ofctl_flows.py (dump-flows --sort/--no-stats, replace-flows, diff-flows),
+ofctl_groups.py (groups and meters).
+
+Connections and xids, as ovs-ofctl: a command that parses flow or group text
+with port names allowed (not --no-names) first fetches the port names on a
+connection of its own and accounts for the table-name fetch ovs-ofctl makes
+(pyvswitch's tables have no names), so the main request is xid 6; show asks
+for the switch config on a second connection. Errors from the switch are
+printed as ovs-ofctl's first line (`OFPT_ERROR (OF1.3) (xid=0x6): NAME`) and
+exit 1.
 
 Port names or numbers in the output follow ovs-ofctl: names when stdout is a
 terminal, numbers otherwise; --names / --no-names choose.
-
-Commands not (yet) spoken over the wire go to the daemon's management RPC
-(`ofctl/<command>`), as every command did before: replace-flows, diff-flows
-(bridges through the RPC, or files), dump-flows with --no-stats / --sort /
---rsort, and the group and meter commands (add-group(s), mod-group,
-del-groups, dump-groups, dump-group-stats, add-meter, mod-meter, del-meters,
-dump-meters, meter-stats).
 """
 
 import argparse
 import dataclasses
-import os
 import sys
 
-from pyvswitch.cli.ofclient import OfClient, OfClientError, parse_versions
-from pyvswitch.core import paths
-from pyvswitch.core.unixrpc import RpcError, RpcUnavailable, call
+from pyvswitch.cli.ofclient import OfClient, OfClientError, Xids, parse_versions
 from pyvswitch.openflow import fields as F
 from pyvswitch.openflow import messages as M
 from pyvswitch.openflow import nx, wire
 from pyvswitch.openflow.fields import FlowParseError
 from pyvswitch.openflow.text import format_flow_stats, parse_flow
 
-# command -> (min extra args after BRIDGE, max extra args)
+# command -> (min extra args after SWITCH, max extra args)
 COMMANDS = {
     "show": (0, 0),
     "dump-ports": (0, 1),
@@ -64,7 +63,15 @@ COMMANDS = {
     "dump-meters": (0, 1),
     "meter-stats": (0, 1),
 }
-FILE_COMMANDS = ("replace-flows", "add-groups")     # FILE ('-': stdin) -> lines
+
+
+class SortAction(argparse.Action):
+    """--sort[=FIELD] / --rsort[=FIELD]: one more sort criterion each time."""
+
+    def __call__(self, parser, ns, value, option):
+        crit = list(getattr(ns, "criteria", None) or [])
+        crit.append((option == "--rsort", value or None))
+        ns.criteria = crit
 
 
 def parse_args(argv):
@@ -77,11 +84,15 @@ def parse_args(argv):
     names.add_argument("--names", dest="names", action="store_true", default=None,
                        help="show port names (default when printing to a terminal)")
     names.add_argument("--no-names", dest="names", action="store_false",
-                       help="show port numbers (default otherwise)")
+                       help="show port numbers (default otherwise); no port names in input")
     p.add_argument("-t", "--timeout", type=float, default=30.0)
-    p.add_argument("--no-stats", action="store_true", help="dump-flows without statistics")
-    p.add_argument("--sort", help="dump-flows sorted by FIELD (priority without one)")
-    p.add_argument("--rsort", help="dump-flows sorted by FIELD, descending")
+    stats = p.add_mutually_exclusive_group()
+    stats.add_argument("--no-stats", dest="stats", action="store_false", default=True,
+                       help="dump-flows without statistics")
+    stats.add_argument("--stats", dest="stats", action="store_true")
+    p.add_argument("--sort", "--rsort", dest="criteria", action=SortAction, default=[],
+                   help="dump-flows sorted by FIELD (priority without one), "
+                        "ascending (--sort) or descending (--rsort); repeatable")
     p.add_argument("command")
     p.add_argument("bridge", nargs="?")
     p.add_argument("args", nargs="*")
@@ -90,20 +101,42 @@ def parse_args(argv):
     return p.parse_intermixed_args(argv)   # options anywhere, as ovs-ofctl
 
 
-def _read_flows(arg):
+def read_lines(arg):
+    """The non-blank, non-comment lines of FILE ('-': stdin) with their
+    line numbers."""
     f = sys.stdin if arg == "-" else open(arg)
     with f:
-        lines = [ln.strip() for ln in f]
-    return [ln for ln in lines if ln and not ln.startswith("#")]
+        lines = [(n, ln.strip()) for n, ln in enumerate(f, 1)]
+    return [(n, ln) for n, ln in lines if ln and not ln.startswith("#")]
 
 
 class Session:
-    """One command's connection plus what several commands need: the
-    version label, port names (fetched once, only when needed)."""
+    """One command: its options, its connections (sharing one xid counter),
+    the switch's port names (fetched once, when needed)."""
 
-    def __init__(self, client, names):
-        self.c, self.names = client, names
+    def __init__(self, a, show_names):
+        self.a = a
+        self.names = show_names                 # ports by name in the output
+        self.accept_names = a.names is not False
+        self.versions = parse_versions(a.protocols)
+        self.xids = Xids()
         self._descs = None
+        self._c = None
+
+    # -- connections
+    def connect(self, target=None):
+        return OfClient(target or self.a.bridge, self.a.rundir, self.versions,
+                        self.a.timeout, self.xids)
+
+    @property
+    def c(self):
+        if self._c is None:
+            self._c = self.connect()
+        return self._c
+
+    def close(self):
+        if self._c is not None:
+            self._c.close()
 
     @property
     def of10(self):
@@ -113,12 +146,43 @@ class Session:
         ver = "" if self.of10 else " (OF1.3)"
         return f"{what}{ver} (xid={xid:#x}):"
 
+    def transact(self, msg):
+        """(xid, replies) of one request."""
+        return self.c.xid + 1, self.c.transact(msg)
+
+    def noreply(self, msg):
+        """A request with no reply, then a barrier (ovs-ofctl's
+        transact_noreply); an error answer raises OfError."""
+        errors = self.c.send_all([msg])
+        if errors:
+            raise errors[0][1]
+
+    def flow_format(self):
+        """OpenFlow 1.0: NXM flow matches in flow statistics (NXT_SET_FLOW_FORMAT
+        and a barrier, as ovs-ofctl)."""
+        if self.of10:
+            self.noreply(M.SetFlowFormat("nxm"))
+
+    # -- port names
+    def _fetch_descs(self, client):
+        if client.version == wire.OFP10:
+            return list(client.transact(M.FeaturesRequest())[0].ports)
+        return [p for r in client.transact(M.PortDescRequest()) for p in r.ports]
+
+    def name_maps(self):
+        """What ovs-ofctl does before parsing text that may name ports: fetch
+        the port names on a connection of its own (and the table names on
+        another, which pyvswitch's tables do not have: their two xids are
+        accounted for). Nothing with --no-names."""
+        if not self.accept_names or self._descs is not None:
+            return
+        with self.connect() as client:
+            self._descs = self._fetch_descs(client)
+        self.xids.skip(2)
+
     def descs(self):
         if self._descs is None:
-            if self.of10:
-                self._descs = list(self.c.transact(M.FeaturesRequest())[0].ports)
-            else:
-                self._descs = [p for r in self.c.transact(M.PortDescRequest()) for p in r.ports]
+            self._descs = self._fetch_descs(self.c)
         return self._descs
 
     def resolve(self, name):
@@ -132,6 +196,9 @@ class Session:
             return None
         names = {d.port_no: d.name for d in self.descs()}
         return names.get
+
+    def parse(self, text, command):
+        return parse_flow(text, command, self.resolve)
 
 
 # --- formatting ---------------------------------------------------------------------
@@ -172,8 +239,7 @@ def _bits(value, names):
 
 
 def cmd_show(s, args):
-    xid = s.c.xid + 1
-    feat = s.c.transact(M.FeaturesRequest())[0]
+    xid, (feat,) = s.transact(M.FeaturesRequest())
     lines = [f"{s.head('OFPT_FEATURES_REPLY', xid)} dpid:{feat.datapath_id:016x}",
              f"n_tables:{feat.n_tables}, n_buffers:{feat.n_buffers}"]
     if s.of10:
@@ -183,12 +249,13 @@ def cmd_show(s, args):
         s._descs = list(feat.ports)
     else:
         lines.append(f"capabilities: {_bits(feat.capabilities, CAPS13)}")
-        dxid = s.c.xid + 1
-        s._descs = [p for r in s.c.transact(M.PortDescRequest()) for p in r.ports]
+        dxid, replies = s.transact(M.PortDescRequest())
+        s._descs = [p for r in replies for p in r.ports]
         lines.append(s.head("OFPST_PORT_DESC reply", dxid))
     lines += _port_lines(s._descs)
-    cxid = s.c.xid + 1
-    cfg = s.c.transact(M.GetConfigRequest())[0]
+    with s.connect() as c2:             # ovs-ofctl: a connection of its own
+        cxid = c2.xid + 1
+        cfg = c2.transact(M.GetConfigRequest())[0]
     lines.append(f"{s.head('OFPT_GET_CONFIG_REPLY', cxid)} "
                  f"frags={FRAGS.get(cfg.flags & 3, 'normal')} miss_send_len={cfg.miss_send_len}")
     return lines
@@ -208,8 +275,8 @@ def cmd_dump_ports(s, args):
                                                      else s.resolve(want))
         if port is None or not any(d.port_no == port for d in s.descs()):
             raise OfClientError(f"{want}: invalid or unknown port")
-    xid = s.c.xid + 1
-    stats = [p for r in s.c.transact(M.PortStatsRequest(port)) for p in r.ports]
+    xid, replies = s.transact(M.PortStatsRequest(port))
+    stats = [p for r in replies for p in r.ports]
     namer = s.namer()
     stats.sort(key=lambda p: (p.port_no == F.OFPP_LOCAL, p.port_no))
     lines = [f"{s.head('OFPST_PORT reply', xid)} {len(stats)} ports"]
@@ -226,47 +293,58 @@ def cmd_dump_ports(s, args):
     return lines
 
 
-def _filter(s, args):
-    fm = parse_flow(args[0] if args else "", "dump", s.resolve)
+def flow_filter(s, args):
+    """The FlowStatsRequest fields of dump-flows/dump-aggregate FLOW."""
+    if args and args[0]:
+        s.name_maps()
+    fm = s.parse(args[0] if args else "", "dump")
     return dict(match=fm.match, table=fm.table, out_port=fm.out_port,
                 cookie=fm.cookie or 0, cookie_mask=fm.cookie_mask, nxm=s.of10)
 
 
+def flow_line(s, f, namer, stats=True, ages=True):
+    """One dump-flows line for a FlowStats from the switch (ages: 1.0's
+    idle_age/hard_age, which ovs-ofctl prints only in unsorted dumps)."""
+    ages = ages and s.of10
+    return format_flow_stats(
+        match=f.match, priority=f.priority, actions=f.actions, table=f.table_id,
+        cookie=f.cookie, wire_duration=(f.duration_sec, f.duration_nsec),
+        n_packets=f.packet_count, n_bytes=f.byte_count,
+        idle_timeout=f.idle_timeout, hard_timeout=f.hard_timeout,
+        idle_age=f.idle_age if ages else None,
+        hard_age=f.hard_age if ages else None,
+        flags=frozenset(w for b, w in nx.FM_FLAGS.items() if f.flags & b),
+        namer=namer, meter=f.meter, clear_actions=f.clear_actions,
+        write_actions=f.write_actions, write_metadata=f.write_metadata, stats=stats,
+        spelling="of10" if s.of10 else "of13")
+
+
 def cmd_dump_flows(s, args):
-    req = M.FlowStatsRequest(**_filter(s, args))
-    if s.of10:
-        s.c.send(M.SetFlowFormat("nxm"))
-    namer = s.namer()
+    from pyvswitch.cli import ofctl_flows
+    if s.a.criteria or s.names or not s.a.stats:
+        return ofctl_flows.dump_sorted(s, args)
+    req = M.FlowStatsRequest(**flow_filter(s, args))
+    s.flow_format()
+    xid, replies = s.transact(req)
     lines = []
-    for reply in s.c.transact(req):
-        for f in reply.flows:
-            lines.append(format_flow_stats(
-                match=f.match, priority=f.priority, actions=f.actions, table=f.table_id,
-                cookie=f.cookie, duration=f.duration_sec + f.duration_nsec / 1e9,
-                n_packets=f.packet_count, n_bytes=f.byte_count,
-                idle_timeout=f.idle_timeout, hard_timeout=f.hard_timeout,
-                idle_age=f.idle_age if s.of10 else None,
-                hard_age=f.hard_age if s.of10 else None,
-                flags=frozenset(w for b, w in nx.FM_FLAGS.items() if f.flags & b),
-                namer=namer, meter=f.meter, clear_actions=f.clear_actions,
-                write_actions=f.write_actions, write_metadata=f.write_metadata))
+    for reply in replies:          # ovs-ofctl prints every part with its header
+        lines.append(s.head("NXST_FLOW reply" if s.of10 else "OFPST_FLOW reply", xid))
+        lines += [flow_line(s, f, None) for f in reply.flows]
     return lines
 
 
 def cmd_dump_aggregate(s, args):
-    req = M.AggregateStatsRequest(**_filter(s, args))
-    if s.of10:
-        s.c.send(M.SetFlowFormat("nxm"))
-    xid = s.c.xid + 1
-    r = s.c.transact(req)[0]
+    req = M.AggregateStatsRequest(**flow_filter(s, args))
+    s.flow_format()
+    xid, (r,) = s.transact(req)
     what = "NXST_AGGREGATE reply" if s.of10 else "OFPST_AGGREGATE reply"
     return [f"{s.head(what, xid)} packet_count={r.packet_count} "
             f"byte_count={r.byte_count} flow_count={r.flow_count}"]
 
 
 def cmd_dump_tables(s, args):
-    xid = s.c.xid + 1
-    tables = [t for r in s.c.transact(M.TableStatsRequest()) for t in r.tables]
+    xid, replies = s.transact(M.TableStatsRequest())
+    tables = [t for r in replies for t in r.tables]
     lines = [s.head("OFPST_TABLE reply", xid)]
     for t in tables:
         if t.active_count:
@@ -276,10 +354,11 @@ def cmd_dump_tables(s, args):
     return lines
 
 
-def _flow_mods(s, mods):
-    """Send flow mods (1.0: with NXT_FLOW_MOD_TABLE_ID when a table is named)."""
+def send_flow_mods(s, mods):
+    """Flow mods and a barrier (1.0: NXT_FLOW_MOD_TABLE_ID first when a table
+    is named); the first error answer raises OfError."""
     msgs = list(mods)
-    if s.of10 and any(fm.table for fm in msgs):
+    if s.of10 and any(fm.table or (fm.table == 0 and fm.command != "add") for fm in msgs):
         msgs = [M.FlowModTableId(True)] + [
             dataclasses.replace(fm, table=255) if fm.table is None and fm.command != "add"
             else fm for fm in msgs]
@@ -289,132 +368,41 @@ def _flow_mods(s, mods):
     return []
 
 
-def cmd_add_flows(s, args, lines=None):
-    mods = [parse_flow(f, "add", s.resolve) for f in lines]   # all parsed before any is sent
-    return _flow_mods(s, mods)
+def cmd_add_flows(s, lines):
+    s.name_maps()
+    mods = [s.parse(f, "add") for f in lines]          # all parsed before any is sent
+    return send_flow_mods(s, mods)
 
 
-def cmd_mod_flows(s, args, strict=False):
-    return _flow_mods(s, [parse_flow(args[0], "modify_strict" if strict else "modify",
-                                     s.resolve)])
+def cmd_mod_del_flows(s, args, command):
+    s.name_maps()
+    return send_flow_mods(s, [s.parse(args[0] if args else "", command)])
 
 
-def cmd_del_flows(s, args, strict=False):
-    return _flow_mods(s, [parse_flow(args[0] if args else "",
-                                     "delete_strict" if strict else "delete", s.resolve)])
-
-
-def _wire_command(a):
-    """The function serving a.command over the wire, or None."""
-    if a.command == "add-flow":
-        return lambda s, args: cmd_add_flows(s, args, [args[0]])
-    if a.command == "add-flows":
-        return lambda s, args: cmd_add_flows(s, args, _read_flows(args[0]))
-    if a.command in ("mod-flows", "del-flows"):
-        fn = cmd_mod_flows if a.command == "mod-flows" else cmd_del_flows
-        return lambda s, args: fn(s, args, a.strict)
-    return {"show": cmd_show, "dump-ports": cmd_dump_ports,
-            "dump-ports-desc": cmd_dump_ports_desc, "dump-flows": cmd_dump_flows,
-            "dump-aggregate": cmd_dump_aggregate,
-            "dump-tables": cmd_dump_tables}.get(a.command)
-
-
-def run_wire(a, fn, names):
+def _file_lines(path):
     try:
-        versions = parse_versions(a.protocols)
-        if a.command == "add-flows" and a.args[0] != "-":
-            open(a.args[0]).close()
-        with OfClient(a.bridge, a.rundir, versions, a.timeout) as client:
-            lines = fn(Session(client, names), a.args)
+        return [ln for _, ln in read_lines(path)]
     except OSError as e:
-        print(f"pvs-ofctl: {a.args[0]}: open failed ({e.strerror})", file=sys.stderr)
-        return 1
-    except (OfClientError, FlowParseError) as e:
-        print(f"pvs-ofctl: {e}", file=sys.stderr)
-        return 1
-    if lines:
-        sys.stdout.write("\n".join(lines) + "\n")
-    return 0
+        raise OfClientError(f"{path}: open failed ({e.strerror})") from None
 
 
-def run_rpc(a, names):
-    """Commands the daemon serves over its management RPC."""
-    params = [a.bridge, "1" if names else "0"] + a.args
-    method = a.command
-    if a.command in FILE_COMMANDS:
-        try:
-            params = params[:2] + _read_flows(a.args[0])
-        except OSError as e:
-            print(f"pvs-ofctl: {a.args[0]}: open failed ({e.strerror})", file=sys.stderr)
-            return 1
-    if a.command == "dump-flows":
-        params = params[:2] + _dump_options(a) + params[2:]
-    if a.strict and a.command in ("del-flows", "mod-flows"):
-        method += "-strict"
-    try:
-        out = call(paths.ctl_path(a.rundir), "ofctl/" + method, params, timeout=a.timeout)
-    except RpcUnavailable as e:
-        print(f"pvs-ofctl: {a.bridge}: failed to connect to the switch ({e})", file=sys.stderr)
-        return 1
-    except RpcError as e:
-        print(f"pvs-ofctl: {e}", file=sys.stderr)
-        return 1
-    if out:
-        sys.stdout.write(out)
-    return 0
-
-
-def _dump_options(a):
-    opts = ["--no-stats"] if a.no_stats else []
-    for name in ("sort", "rsort"):
-        value = getattr(a, name)
-        if value is not None:
-            opts.append(f"--{name}={value}" if value else f"--{name}")
-    return opts
-
-
-def _flow_set(a, source):
-    """{(table, priority, match text): canonical flow} of a bridge or a file."""
-    from pyvswitch.openflow.text import FlowParseError, format_flow, parse_flow
-    if os.path.exists(source):
-        lines = _read_flows(source)
-    else:
-        out = call(paths.ctl_path(a.rundir), "ofctl/dump-flows", [source, "0", "--no-stats"],
-                   timeout=a.timeout)
-        lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
-    flows = {}
-    for ln in lines:
-        try:
-            fm = parse_flow(ln, "add")
-        except FlowParseError as e:
-            raise RpcError(f"{source}: {e}") from None
-        text = format_flow(fm)
-        key = (fm.table or 0, fm.priority, fm.match.key_mask())
-        flows[key] = text
-    return flows
-
-
-def _diff_flows(a, src1, src2):
-    """Lines only in src1 with '-', only in src2 (or changed) with '+';
-    exit status 2 when there are differences, as ovs-ofctl."""
-    try:
-        f1, f2 = _flow_set(a, src1), _flow_set(a, src2)
-    except RpcUnavailable as e:
-        print(f"pvs-ofctl: failed to connect to the switch ({e})", file=sys.stderr)
-        return 1
-    except RpcError as e:
-        print(f"pvs-ofctl: {e}", file=sys.stderr)
-        return 1
-    diff = False
-    for key in sorted(set(f1) | set(f2), key=lambda k: (k[0], -k[1], str(k[2]))):
-        if f1.get(key) == f2.get(key):
-            continue
-        diff = True
-        if key in f1:
-            print("-" + f1[key])
-        if key in f2:
-            print("+" + f2[key])
-    return 2 if diff else 0
+def wire_command(a):
+    """The function serving a.command: fn(session, args) -> output lines."""
+    from pyvswitch.cli import ofctl_flows, ofctl_groups
+    strict = "_strict" if a.strict else ""
+    table = {
+        "show": cmd_show, "dump-ports": cmd_dump_ports,
+        "dump-ports-desc": cmd_dump_ports_desc, "dump-flows": cmd_dump_flows,
+        "dump-aggregate": cmd_dump_aggregate, "dump-tables": cmd_dump_tables,
+        "add-flow": lambda s, args: cmd_add_flows(s, [args[0]]),
+        "add-flows": lambda s, args: cmd_add_flows(s, _file_lines(args[0])),
+        "mod-flows": lambda s, args: cmd_mod_del_flows(s, args, "modify" + strict),
+        "del-flows": lambda s, args: cmd_mod_del_flows(s, args, "delete" + strict),
+        "replace-flows": ofctl_flows.replace_flows,
+        "diff-flows": ofctl_flows.diff_flows,
+    }
+    table.update(ofctl_groups.COMMANDS)
+    return table[a.command]
 
 
 def main(argv=None):
@@ -426,15 +414,28 @@ def main(argv=None):
     if a.bridge is None or not lo <= len(a.args) <= hi:
         print(f"pvs-ofctl: '{a.command}' command requires at least {lo + 1} arguments", file=sys.stderr)
         return 1
-    names = sys.stdout.isatty() if a.names is None else a.names
-    if a.command == "diff-flows":
-        return _diff_flows(a, a.bridge, a.args[0])
-    fn = _wire_command(a)
-    if a.command == "dump-flows" and _dump_options(a):
-        fn = None              # --no-stats / --sort / --rsort: the daemon's RPC
-    if fn is not None:
-        return run_wire(a, fn, names)
-    return run_rpc(a, names)
+    show_names = sys.stdout.isatty() if a.names is None else a.names
+    fn = wire_command(a)
+    status = 0
+    try:
+        s = Session(a, show_names)
+        try:
+            out = fn(s, a.args)
+        finally:
+            s.close()
+        if isinstance(out, tuple):          # (lines, exit status): diff-flows
+            out, status = out
+    except OfClientError as e:
+        text = str(e)
+        prefix = "" if text.startswith("OFPT_ERROR") else "pvs-ofctl: "
+        print(prefix + text, file=sys.stderr)
+        return 1
+    except FlowParseError as e:
+        print(f"pvs-ofctl: {e}", file=sys.stderr)
+        return 1
+    if out:
+        sys.stdout.write("\n".join(out) + "\n")
+    return status
 
 
 if __name__ == "__main__":

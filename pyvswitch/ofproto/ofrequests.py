@@ -249,8 +249,7 @@ def _table(mgr, conn, xid, req):
     view = mgr.view
     with view.lock:
         stats = [view.ofproto.table_stats(t) for t in range(N_TABLES)]
-    tables = tuple(M.TableStats(t, *stats[t], "classifier" if t == 0
-                                else f"table{t}", 0x3FFFFF, 1000000)
+    tables = tuple(M.TableStats(t, *stats[t], "", 0x3FFFFF, 1000000)
                    for t in range(N_TABLES))
     send_split(conn, xid, tables, lambda chunk, more: M.TableStatsReply(chunk, more))
 
@@ -280,7 +279,9 @@ def _table_features(mgr, conn, xid, req):
     if req.tables:
         raise wire.OFError("OFPTFFC_EPERM", "table features cannot be changed")
     props = tuple((t, b"") for t in range(0, 16, 2))   # the 8 required ones
-    tables = [M.TableFeatures(t, f"table{t}", 2**64 - 1, 2**64 - 1, 0, 1000000, props)
+    # no table names (as Open vSwitch's unnamed tables): ovs-ofctl --names
+    # would otherwise print table=table0
+    tables = [M.TableFeatures(t, "", 2**64 - 1, 2**64 - 1, 0, 1000000, props)
               for t in range(N_TABLES)]
     send_split(conn, xid, tables, lambda chunk, more: M.TableFeaturesReply(chunk, more))
 

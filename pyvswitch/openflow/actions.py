@@ -281,13 +281,16 @@ class Learn:
     specs: tuple = ()
 
     def to_text(self, namer=None):
+        # Open vSwitch's order (format_LEARN): timeouts, priority, flags, cookie
         opts = [f"table={self.table}"]
         for name, default in (("idle_timeout", 0), ("hard_timeout", 0),
-                              ("priority", 32768), ("cookie", 0)):
+                              ("priority", 32768)):
             value = getattr(self, name)
             if value != default:
-                opts.append(f"{name}={value:#x}" if name == "cookie" else f"{name}={value}")
-        opts += sorted(self.flags)
+                opts.append(f"{name}={value}")
+        opts += [w for w in ("send_flow_rem", "delete_learned") if w in self.flags]
+        if self.cookie:
+            opts.append(f"cookie={self.cookie:#x}")
         opts += [_learn_spec_text(s) for s in self.specs]
         return "learn(" + ",".join(opts) + ")"
 
@@ -320,6 +323,47 @@ class CtClear:
 ACTION_TYPES = (Output, OutputReg, Controller, SetVlanVid, SetVlanPcp, StripVlan,
                 PushVlan, Resubmit, GotoTable, Group, SetField, Move, DecTtl,
                 Meter, Conjunction, Note, Ct, CtClear, Learn)
+
+
+@dataclass(frozen=True)
+class Spelled:
+    """Display only: an action printed exactly as `text` (see ovs_spelling)."""
+    text: str
+
+    def to_text(self, namer=None):
+        return self.text
+
+
+# Open vSwitch's own field names (meta-flow's) where ours differ: what
+# ovs-ofctl prints after set_field's "->", whether the action came from a
+# file or from the wire. tp_src/tp_dst are tcp_, udp_ or sctp_ by the match.
+OVS_FIELD_NAMES = {"dl_src": "eth_src", "dl_dst": "eth_dst", "dl_type": "eth_type",
+                   "nw_src": "ip_src", "nw_dst": "ip_dst"}
+_L4_PREFIX = {6: "tcp", 17: "udp", 132: "sctp"}
+
+
+def ovs_spelling(actions, nw_proto=None, of13=False):
+    """`actions` as ovs-ofctl 3.1 prints them: set_field with Open vSwitch's
+    field names (eth_src, ip_src, tcp_dst, ...) and, for actions decoded from
+    an OpenFlow 1.3 connection (of13), VLAN set_fields as
+    set_field:4103->vlan_vid / set_field:3->vlan_pcp (Open vSwitch decodes
+    OFPAT_SET_FIELD to set_field, never to set_vlan_vid). nw_proto: the
+    flow's IP protocol, which names tp_src/tp_dst."""
+    out = []
+    for a in actions:
+        if isinstance(a, SetField) and a.spelling == "set_field":
+            name = OVS_FIELD_NAMES.get(a.field)
+            if a.field in ("tp_src", "tp_dst"):
+                name = _L4_PREFIX.get(nw_proto, "tcp") + a.field[2:]
+            if name:
+                head = a.to_text().rpartition("->")[0]
+                a = Spelled(f"{head}->{name}")
+        elif of13 and isinstance(a, SetVlanVid) and not a.push_if_needed:
+            a = Spelled(f"set_field:{a.vid | 0x1000}->vlan_vid")
+        elif of13 and isinstance(a, SetVlanPcp) and not a.push_if_needed:
+            a = Spelled(f"set_field:{a.pcp}->vlan_pcp")
+        out.append(a)
+    return tuple(out)
 
 
 def format_actions(actions, namer=None):

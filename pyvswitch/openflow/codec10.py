@@ -650,9 +650,6 @@ def _e_aggregate(m):
         m.packet_count, m.byte_count, m.flow_count), False)
 
 
-def _e_group_desc_req(m):
-    return _e_stats(ST_VENDOR, m.flags, struct.pack(
-        "!II4xI4x", nx.NX_VENDOR, nx.NXST_GROUP_DESC, M.OFPG_ALL), True)
 
 
 _ENCODERS = {
@@ -702,6 +699,8 @@ _ENCODERS = {
     M.PortDescRequest: lambda m: _e_stats(ST_PORT_DESC, m.flags, b"", True),
     M.PortDescReply: lambda m: _e_stats(ST_PORT_DESC, m.flags, b"".join(
         _pack_port(p) for p in m.ports), False),
-    M.GroupDescRequest: _e_group_desc_req,
+    M.GroupDescRequest: lambda m: _e_nx_stats(m, True),
     M.GroupDescReply: lambda m: _e_nx_stats(m, False),
+    M.GroupStatsRequest: lambda m: _e_nx_stats(m, True),
+    M.GroupStatsReply: lambda m: _e_nx_stats(m, False),
 }

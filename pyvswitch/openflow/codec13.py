@@ -147,17 +147,35 @@ def encode_hello_body(m):
     return elem + bytes(-len(elem) % 8)
 
 
+NXET_VENDOR, NXVC_VENDOR_ERROR = 0xB0C2, 0
+_NX_VENDOR_ERROR = struct.Struct("!HHIHH")
+
+
 def decode_error_body(b, version):
-    from pyvswitch.openflow.wire import error_name
+    from pyvswitch.openflow.wire import OFP10, error_name
     need(b, 4)
     etype, code = struct.unpack_from("!HH", b)
+    if version == OFP10 and (etype, code) == (NXET_VENDOR, NXVC_VENDOR_ERROR) \
+            and len(b) >= _NX_VENDOR_ERROR.size:
+        _, _, vendor, vtype, vcode = _NX_VENDOR_ERROR.unpack_from(b)
+        name = error_name(OFP13, vtype, vcode) if vendor == nx.NX_VENDOR else None
+        if name is not None:
+            return M.Error(name, b[_NX_VENDOR_ERROR.size:])
     return M.Error(error_name(version, etype, code), b[4:], etype, code)
 
 
 def encode_error_body(m, version):
-    from pyvswitch.openflow.wire import codes
+    """OpenFlow 1.0 has no code for many later errors (group and meter mods,
+    instructions...): Open vSwitch sends those as NXET_VENDOR errors that
+    carry the OpenFlow 1.1+ type and code, and so do we."""
+    from pyvswitch.openflow.wire import ERROR_CODES, OFP10, codes
     if m.type is not None and m.code is not None:
         etype, code = m.type, m.code
+    elif version == OFP10 and m.name not in ERROR_CODES[OFP10] \
+            and m.name in ERROR_CODES[OFP13]:
+        vtype, vcode = ERROR_CODES[OFP13][m.name]
+        return _NX_VENDOR_ERROR.pack(NXET_VENDOR, NXVC_VENDOR_ERROR, nx.NX_VENDOR,
+                                     vtype, vcode) + m.data
     else:
         etype, code = codes(m.name, version)
     return struct.pack("!HH", etype, code) + m.data
@@ -288,6 +306,8 @@ def _vlan_required(match):
 
 def encode_actions(actions, match=None):
     out, tagged = [], _vlan_required(match)
+    proto = match.get("nw_proto") if match is not None else None
+    proto = proto[0] if proto else None
     for a in actions:
         if isinstance(a, (A.SetVlanVid, A.SetVlanPcp)) and a.push_if_needed \
                 and not tagged:
@@ -298,17 +318,17 @@ def encode_actions(actions, match=None):
             tagged = False
         elif isinstance(a, (A.SetVlanVid, A.SetVlanPcp)):
             tagged = True
-        out.append(_encode_action(a))
+        out.append(_encode_action(a, proto))
     return b"".join(out)
 
 
-def _set_field_action(name, value):
-    tlv = oxm.encode_set_field(name, value)
+def _set_field_action(name, value, proto=None):
+    tlv = oxm.encode_set_field(name, value, proto)
     length = (4 + len(tlv) + 7) // 8 * 8
     return struct.pack("!HH", AT_SET_FIELD, length) + tlv + bytes(length - 4 - len(tlv))
 
 
-def _encode_action(a):
+def _encode_action(a, proto=None):
     if isinstance(a, A.Output):
         max_len = 0xFFFF if a.port == F.OFPP_CONTROLLER else 0
         return struct.pack("!HHIH6x", AT_OUTPUT, 16, _port_out(a.port), max_len)
@@ -332,7 +352,7 @@ def _encode_action(a):
         return struct.pack("!HHB3x", AT_SET_NW_TTL, 8, a.value)
     if isinstance(a, A.SetField) and a.spelling not in ("load", "set_tunnel", "set_tunnel64") \
             and a.mask == F.FIELDS[a.field].all_ones:
-        return _set_field_action(a.field, a.value)
+        return _set_field_action(a.field, a.value, proto)
     if isinstance(a, A.DecTtl) and not a.controller_ids:
         return struct.pack("!HH4x", AT_DEC_NW_TTL, 8)
     raw = None if isinstance(a, A.GotoTable) else nx.encode_action(a, ACTS)

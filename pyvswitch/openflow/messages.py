@@ -442,6 +442,7 @@ class GroupStatsReply:
 @dataclass(frozen=True)
 class GroupDescRequest:
     flags: int = 0
+    group_id: int = OFPG_ALL      # NXST_GROUP_DESC (OpenFlow 1.5 layout) only; 1.3: all
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,11 @@ def _d_id_req(cls, port=False):
 
 
 def _d_group_stats(b, flags):
+    return M.GroupStatsReply(decode_group_stats(b), flags)
+
+
+def decode_group_stats(b):
+    """ofp13_group_stats entries (also the body of NXST_GROUP replies)."""
     out, off = [], 0
     while off < len(b):
         need(b[off:], _GROUP_STATS.size)
@@ -133,17 +138,21 @@ def _d_group_stats(b, flags):
             off + _GROUP_STATS.size, off + length, 16))
         out.append(M.GroupStats(gid, ref, packets, nbytes, dsec, dnsec, counters))
         off += length
-    return M.GroupStatsReply(tuple(out), flags)
+    return tuple(out)
 
 
-def _e_group_stats(m):
+def encode_group_stats(groups):
     out = []
-    for g in m.groups:
+    for g in groups:
         counters = b"".join(struct.pack("!QQ", *c) for c in g.buckets)
         out.append(_GROUP_STATS.pack(_GROUP_STATS.size + len(counters), g.group_id,
                                      g.ref_count, g.packet_count, g.byte_count,
                                      g.duration_sec, g.duration_nsec) + counters)
-    return _mp(MP["GROUP"], m.flags, b"".join(out), False)
+    return b"".join(out)
+
+
+def _e_group_stats(m):
+    return _mp(MP["GROUP"], m.flags, encode_group_stats(m.groups), False)
 
 
 def _d_group_desc(b, flags):

@@ -9,7 +9,9 @@ header, the vendor id and the subtype, and passes an `actions` pair
 Messages: NXT_ROLE_REQUEST/REPLY, NXT_SET_FLOW_FORMAT, NXT_FLOW_MOD,
 NXT_FLOW_REMOVED, NXT_FLOW_MOD_TABLE_ID, NXT_SET_PACKET_IN_FORMAT,
 NXT_SET_ASYNC_CONFIG, NXT_GROUP_MOD (OpenFlow 1.5 bucket layout).
-Statistics: NXST_FLOW, NXST_AGGREGATE, NXST_GROUP_DESC (request and reply).
+Statistics: NXST_FLOW, NXST_AGGREGATE, NXST_GROUP (OpenFlow 1.3 group stats
+layout), NXST_GROUP_DESC (OpenFlow 1.5 layout, with a group_id), request and
+reply: ovs-ofctl 3.1 manages groups over OpenFlow 1.0 with these.
 Actions: in nxact.py (resubmit, load, move, set_tunnel, note, output_reg,
 dec_ttl, controller, conjunction, ct, ct_clear), shared with codec13.
 
@@ -31,7 +33,7 @@ NXT_ROLE_REQUEST, NXT_ROLE_REPLY, NXT_SET_FLOW_FORMAT, NXT_FLOW_MOD = 10, 11, 12
 NXT_FLOW_REMOVED, NXT_FLOW_MOD_TABLE_ID, NXT_SET_PACKET_IN_FORMAT = 14, 15, 16
 NXT_SET_ASYNC_CONFIG, NXT_GROUP_MOD = 19, 31
 # stats subtypes
-NXST_FLOW, NXST_AGGREGATE, NXST_GROUP_DESC = 0, 1, 8
+NXST_FLOW, NXST_AGGREGATE, NXST_GROUP, NXST_GROUP_DESC = 0, 1, 7, 8
 # action subtypes
 NXAST_RESUBMIT, NXAST_RESUBMIT_TABLE, NXAST_CONTROLLER = 1, 14, 20
 
@@ -55,11 +57,20 @@ def exact(body, n, what):
         raise OFError("OFPBRC_BAD_LEN", f"{what}: {len(body)} bytes, want {n}")
 
 
+_FM_FLAG_SETS = {}        # flow-mod flag bits -> frozenset (the common case, cached)
+
+
 def flags_from_bits(bits, error="OFPFMFC_BAD_FLAGS", known=FM_FLAGS):
-    words = {w for b, w in known.items() if bits & b}
+    if known is FM_FLAGS:
+        words = _FM_FLAG_SETS.get(bits)
+        if words is not None:
+            return words
     if bits & ~sum(known):
         raise OFError(error, f"unknown flags {bits:#x}")
-    return frozenset(words)
+    words = frozenset(w for b, w in known.items() if bits & b)
+    if known is FM_FLAGS:
+        _FM_FLAG_SETS[bits] = words
+    return words
 
 
 def flags_to_bits(words):
@@ -364,9 +375,12 @@ def decode_stats_request(subtype, body, flags):
         cls = M.FlowStatsRequest if subtype == NXST_FLOW else M.AggregateStatsRequest
         return cls(match, None if table == 255 else table, _port_opt(out_port),
                    cookie=cookie, cookie_mask=cookie_mask, flags=flags, nxm=True)
-    if subtype == NXST_GROUP_DESC:
-        exact(body, 8, "NXST_GROUP_DESC request")
-        return M.GroupDescRequest(flags)
+    if subtype in (NXST_GROUP, NXST_GROUP_DESC):
+        exact(body, 8, "NXST_GROUP request")
+        group_id = struct.unpack_from("!I", body)[0]
+        if subtype == NXST_GROUP:
+            return M.GroupStatsRequest(group_id, flags)
+        return M.GroupDescRequest(flags, group_id)
     raise OFError("OFPBRC_BAD_EXP_TYPE", f"NX stats subtype {subtype}")
 
 
@@ -377,6 +391,10 @@ def encode_stats_request(msg):
         sub = NXST_FLOW if isinstance(msg, M.FlowStatsRequest) else NXST_AGGREGATE
         table = 255 if msg.table is None else msg.table
         return sub, _FLOW_REQ.pack(_port_val(msg.out_port), len(raw), table) + padded
+    if isinstance(msg, M.GroupStatsRequest):
+        return NXST_GROUP, struct.pack("!I4x", msg.group_id)
+    if isinstance(msg, M.GroupDescRequest):
+        return NXST_GROUP_DESC, struct.pack("!I4x", msg.group_id)
     return None
 
 
@@ -391,10 +409,11 @@ def decode_stats_reply(subtype, body, flags, acts):
                 raise OFError("OFPBRC_BAD_LEN", f"flow entry length {length}")
             entry = body[off:off + length]
             match, a_off = _match_end(entry, _FLOW_STATS.size, match_len)
-            flows.append(M.FlowStats(
+            flows.append(M.FlowStats(      # ages go as age + 1, 0 = unknown (as OVS)
                 table_id, match, priority, acts[0](entry[a_off:]), dsec, dnsec,
-                idle, hard, cookie, packets, nbytes, idle_age=idle_age,
-                hard_age=hard_age))
+                idle, hard, cookie, packets, nbytes,
+                idle_age=idle_age - 1 if idle_age else None,
+                hard_age=hard_age - 1 if hard_age else None))
             off += length
         return M.FlowStatsReply(tuple(flows), flags, nxm=True)
     if subtype == NXST_AGGREGATE:
@@ -402,7 +421,15 @@ def decode_stats_reply(subtype, body, flags, acts):
         return M.AggregateStatsReply(*_AGG_REPLY.unpack(body), flags, nxm=True)
     if subtype == NXST_GROUP_DESC:
         return M.GroupDescReply(_decode_group_descs15(body, acts), flags)
+    if subtype == NXST_GROUP:
+        from pyvswitch.openflow import mp13
+        return M.GroupStatsReply(mp13.decode_group_stats(body), flags)
     raise OFError("OFPBRC_BAD_EXP_TYPE", f"NX stats subtype {subtype}")
+
+
+def _age(age):
+    """NXST_FLOW's idle_age/hard_age field: age + 1, 0 when unknown."""
+    return 0 if age is None or age < 0 else min(int(age) + 1, 0xFFFF)
 
 
 _GROUP_DESC15 = struct.Struct("!HBxIH6x")
@@ -443,7 +470,7 @@ def encode_stats_reply(msg, acts):
             length = _FLOW_STATS.size + len(padded) + len(actions)
             out.append(_FLOW_STATS.pack(
                 length, f.table_id, f.duration_sec, f.duration_nsec, f.priority,
-                f.idle_timeout, f.hard_timeout, len(raw), f.idle_age, f.hard_age,
+                f.idle_timeout, f.hard_timeout, len(raw), _age(f.idle_age), _age(f.hard_age),
                 f.cookie, f.packet_count, f.byte_count) + padded + actions)
         return NXST_FLOW, b"".join(out)
     if isinstance(msg, M.AggregateStatsReply) and msg.nxm:
@@ -451,6 +478,9 @@ def encode_stats_reply(msg, acts):
                                                msg.flow_count)
     if isinstance(msg, M.GroupDescReply):
         return NXST_GROUP_DESC, _encode_group_descs15(msg.groups, acts)
+    if isinstance(msg, M.GroupStatsReply):
+        from pyvswitch.openflow import mp13
+        return NXST_GROUP, mp13.encode_group_stats(msg.groups)
     if isinstance(msg, (M.FlowStatsReply, M.AggregateStatsReply)):
         return None
     raise EncodeError(f"{type(msg).__name__} has no NX form")

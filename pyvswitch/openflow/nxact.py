@@ -19,6 +19,7 @@ pair, for ct's nested actions.
 | 34 | conjunction | Conjunction (clause 1-based here, 0-based on the wire) |
 | 35 (+36 nat inside) | ct | Ct (commit, force, zone, table, alg, exec, nat with IPv4 ranges) |
 | 43 | ct_clear | CtClear |
+| 16 | learn | Learn (nxlearn.py) |
 
 Subfields (move, load, output_reg, ct zone) name their field by its NXM
 header (or OXM when it has no NXM id), with ofs_nbits = ofs << 6 | n_bits - 1.
@@ -102,6 +103,9 @@ def _contiguous(mask):
 
 # --- decoding -------------------------------------------------------------------------------
 def decode(subtype, body, acts=None):
+    if subtype == 16:                        # learn: nxlearn.py
+        from pyvswitch.openflow import nxlearn
+        return nxlearn.decode(body, acts)
     fn = _DECODERS.get(subtype)
     if fn is None:
         raise _err("OFPBAC_BAD_EXP_TYPE", f"NX action subtype {subtype}")
@@ -324,6 +328,9 @@ def encode(a, acts=None):
         return _encode_ct(a, acts)
     if isinstance(a, A.CtClear):
         return wrap(CT_CLEAR, bytes(6))
+    if isinstance(a, A.Learn):
+        from pyvswitch.openflow import nxlearn
+        return nxlearn.encode(a)
     return None
 
 

@@ -305,7 +305,9 @@ def decode_set_field(buf):
     return name, value
 
 
-def encode_set_field(name, value):
-    """An OXM TLV for set_field (padding is the caller's)."""
-    cf = _cf_for(name, True)
+def encode_set_field(name, value, nw_proto=None):
+    """An OXM TLV for set_field (padding is the caller's); tp_src/tp_dst go
+    out as the TCP, UDP or SCTP field of `nw_proto` (TCP when unknown)."""
+    cf = _PORT_OUT.get((name, nw_proto, True)) if name in ("tp_src", "tp_dst") else None
+    cf = cf or _cf_for(name, True)
     return _tlv(cf, value, F.FIELDS[name].all_ones, F.FIELDS[name].all_ones)

@@ -238,16 +238,44 @@ def format_duration(seconds):
     return f"{sec}.{ms:03d}s" if ms else f"{sec}s"
 
 
+def ofp_duration(sec, nsec):
+    """A duration from the wire as ovs-ofctl prints it (ofp_print_duration):
+    no decimals for whole seconds, 3 for whole milliseconds, else the
+    nanoseconds without trailing zeros."""
+    if not nsec:
+        return f"{sec}s"
+    if nsec % 1000000 == 0:
+        return f"{sec}.{nsec // 1000000:03d}s"
+    return f"{sec}.{nsec:09d}".rstrip("0") + "s"
+
+
+def ovs_actions(actions, match, spelling):
+    """Actions spelled as ovs-ofctl prints them (actions.ovs_spelling);
+    spelling None leaves them as they are, "of13" when they came from an
+    OpenFlow 1.3 connection, anything else ("of10", "file") otherwise."""
+    if spelling is None or actions is None:
+        return actions
+    proto = match.get("nw_proto") if match is not None else None
+    return A.ovs_spelling(actions, proto[0] if proto else None, spelling == "of13")
+
+
 def format_flow_stats(*, match, priority, actions, table=0, cookie=0,
                       duration=0.0, n_packets=0, n_bytes=0, idle_timeout=0,
                       hard_timeout=0, idle_age=None, hard_age=None,
                       importance=0, flags=(), namer=None, meter=None,
                       clear_actions=False, write_actions=None,
-                      write_metadata=None, stats=True):
+                      write_metadata=None, stats=True, wire_duration=None,
+                      spelling=None):
     """One `ovs-ofctl dump-flows` line (with its leading space); stats=False
-    is `--no-stats` (no cookie 0, duration, counters or ages)."""
+    is `--no-stats` (no cookie 0, duration, counters or ages).
+    wire_duration: (sec, nsec) from a flow stats reply, printed as
+    ovs-ofctl does (ofp_duration); spelling: see ovs_actions."""
+    actions = ovs_actions(actions, match, spelling)
+    write_actions = ovs_actions(write_actions, match, spelling)
     if stats:
-        s = (f" cookie={cookie:#x}, duration={format_duration(duration)}, "
+        dur = (ofp_duration(*wire_duration) if wire_duration is not None
+               else format_duration(duration))
+        s = (f" cookie={cookie:#x}, duration={dur}, "
              f"table={table}, n_packets={n_packets}, n_bytes={n_bytes}, ")
     else:
         s = " " + (f"cookie={cookie:#x}, " if cookie else "") + (
@@ -261,12 +289,35 @@ def format_flow_stats(*, match, priority, actions, table=0, cookie=0,
         s += f"importance={importance}, "
     if idle_age is not None and stats:
         s += f"idle_age={int(idle_age)}, "
-    if hard_age is not None and int(hard_age) != int(duration) and stats:
+    whole = wire_duration[0] if wire_duration is not None else int(duration)
+    if hard_age is not None and int(hard_age) != whole and stats:
         s += f"hard_age={int(hard_age)}, "
     m = format_match(match, priority, namer)
     acts = A.format_instructions(actions, meter, clear_actions, write_actions,
                                  write_metadata, namer)
     return s + (m + " " if m else "") + "actions=" + acts
+
+
+def format_fte(fm, namer=None, spelling="file"):
+    """One flow of `ovs-ofctl diff-flows` (fte_version_format): `table=N `
+    unless table 0, the match with its priority, then cookie, idle_timeout,
+    hard_timeout, importance when set, then actions=. fm: a FlowMod."""
+    s = f"table={fm.table} " if fm.table else ""
+    s += format_match(fm.match, fm.priority, namer)
+    if fm.cookie:
+        s += f" cookie={fm.cookie:#x}"
+    for name in ("idle_timeout", "hard_timeout", "importance"):
+        if getattr(fm, name):
+            s += f" {name}={getattr(fm, name)}"
+    return s + " actions=" + fte_actions(fm, namer, spelling)
+
+
+def fte_actions(fm, namer=None, spelling="file"):
+    """The actions= text of a FlowMod as ovs-ofctl formats it (what
+    replace-flows and diff-flows compare, as ofpacts_equal_stringwise)."""
+    return A.format_instructions(
+        ovs_actions(fm.actions, fm.match, spelling), fm.meter, fm.clear_actions,
+        ovs_actions(fm.write_actions, fm.match, spelling), fm.write_metadata, namer)
 
 
 # --- actions (text_actions.py) ----------------------------------------------------

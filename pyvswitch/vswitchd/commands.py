@@ -12,7 +12,6 @@ from pyvswitch.datapath import layout
 from pyvswitch.datapath.kernels.parse import parse_packet_ref
 from pyvswitch.openflow.text import FlowParseError, parse_flow
 from pyvswitch.ofproto.trace import trace
-from pyvswitch.vswitchd import ofctl_cmds
 from pyvswitch.vswitchd.unixctl import CommandError, Deferred
 
 VERSION = "pvs-vswitchd (pyvswitch) 0.1.0"
@@ -37,7 +36,6 @@ def register_all(sw):
     reg("netdev-dummy/set-admin-state", "[netdev] up|down", 1, 2,
         lambda a: _dummy_admin_state(sw, a))
     reg("vsctl/apply", "next_cfg", 1, 1, lambda a: _vsctl_apply(sw, a[0]), hidden=True)
-    ofctl_cmds.register(sw, reg)
     register_bond(sw, reg)
     from pyvswitch.vswitchd import tnlctl   # ovs/route/*, tnl/neigh/* (native tunnels)
     tnlctl.register(sw, reg)
@@ -132,6 +130,16 @@ def register_bond(sw, reg):
                 lambda a, e=enable: _bond_do(sw, a[0], lambda b: b.enable_member(a[1], e)),
                 hidden=noun == "slave")
     reg("bond/hash", "mac [vlan] [basis]", 1, 3, _bond_hash)
+    reg("lacp/show", "[port]", 0, 1, lambda a: _lacp_show(sw, a))
+
+
+def _lacp_show(sw, args):
+    with sw.lock:
+        bonds = {n: b for n, b in _bonds(sw).items() if b.lacp is not None}
+        if args and args[0] not in bonds:
+            raise CommandError("no such lacp object")
+        now = sw.clock.now()
+        return "".join(bonds[n].lacp.show(now) for n in (args or sorted(bonds)))
 
 
 def _bonds(sw):

@@ -4,7 +4,7 @@ Every header-rewriting action on scapy packets (headers and checksums checked
 by re-encoding with scapy), dec_ttl expiry, registers across tables, groups
 and meters through pvs-ofctl, replace-flows / diff-flows / dump-flows options,
 revalidation under traffic, trace. Flow tables are set with
-`pvs-ofctl replace-flows` (the daemon's management RPC).
+`pvs-ofctl replace-flows` (OpenFlow to the bridge's mgmt socket).
 """
 
 import os
@@ -143,8 +143,9 @@ def test_groups_through_pvs_ofctl(sw):
     assert Ether(one(sw, "p2")).dst == "0a:00:00:00:00:22"
     assert Ether(one(sw, "p3")).dst == B                 # buckets do not leak
     out = sw("pvs-ofctl", "dump-groups", "br0")
-    assert " group_id=1,type=all,bucket=actions=mod_dl_dst:0a:00:00:00:00:22,output:2," \
-           "bucket=actions=output:3" in out
+    # over OpenFlow 1.3 mod_dl_dst travels as a set_field, printed as ovs-ofctl does
+    assert " group_id=1,type=all,bucket=actions=set_field:0a:00:00:00:00:22->eth_dst," \
+           "output:2,bucket=actions=output:3" in out
     assert "group_id=2,type=ff,bucket=watch_port:3,actions=output:3" in out
     r = sw("pvs-ofctl", "add-group", "br0", "group_id=1,type=all,bucket=output:2", ok=False)
     assert r.returncode == 1 and "OFPGMFC_GROUP_EXISTS" in r.stderr
@@ -172,7 +173,7 @@ def test_meters_through_pvs_ofctl(sw):
     flows(sw, "in_port=1,actions=meter:1,output:2")
     assert "meter:1 flow_count:1" in sw("pvs-ofctl", "meter-stats", "br0")
     r = flows(sw, "in_port=1,actions=meter:9,output:2", ok=False)
-    assert r.returncode == 1 and "meter 9 does not exist" in r.stderr
+    assert r.returncode == 1 and "OFPMMFC_UNKNOWN_METER" in r.stderr
     assert "meter:1,output:2" in sw("pvs-ofctl", "dump-flows", "br0")
 
 
@@ -188,15 +189,15 @@ def test_replace_diff_and_dump_options(sw):
     out = sw("pvs-ofctl", "--no-stats", "--sort", "dump-flows", "br0").splitlines()
     assert [ln.split("priority=")[1][0] for ln in out] == ["5", "7", "9"]
     out = sw("pvs-ofctl", "--no-stats", "--rsort=in_port", "dump-flows", "br0").splitlines()
-    assert "in_port=1" not in out[0] and "in_port=1" in out[-1]
+    assert "in_port=1" in out[0]          # as ovs-ofctl: flows without the field last
     other = os.path.join(sw.dir, "other.txt")
     with open(other, "w") as f:
         f.write("priority=5,in_port=1,actions=output:3\ntable=1,priority=7,actions=drop\n")
     r = sw("pvs-ofctl", "diff-flows", "br0", other, ok=False)
     assert r.returncode == 2
-    assert r.stdout.splitlines() == ["-cookie=0x3,priority=9,ip,actions=output:3",
-                                     "-priority=5,in_port=1,actions=output:2",
-                                     "+priority=5,in_port=1,actions=output:3"]
+    assert r.stdout.splitlines() == ["-priority=9,ip cookie=0x3 actions=output:3",   # ovs-ofctl's
+                                     "-priority=5,in_port=1 actions=output:2",        # layout
+                                     "+priority=5,in_port=1 actions=output:3"]
     assert sw("pvs-ofctl", "diff-flows", other, other) == ""
 
 
@@ -234,7 +235,8 @@ def test_trace_multi_table(sw):
           "table=1,reg0=1,ip,actions=mod_nw_dst:10.9.9.9,resubmit(,2)",
           "table=2,actions=output:2")
     out = sw("pvs-appctl", "ofproto/trace", "br0", "in_port=1,udp,nw_dst=10.0.0.2,nw_ttl=5")
-    assert "     1. ip,reg0=0x1, priority 32768\n        mod_nw_dst:10.9.9.9\n" in out
+    # OpenFlow 1.3 (replace-flows) carries mod_nw_dst as a set_field
+    assert "     1. ip,reg0=0x1, priority 32768\n        set_field:10.9.9.9->nw_dst\n" in out
     assert "         2. priority 32768\n            output:p2\n" in out
     assert "Datapath actions: set(ipv4(dst=10.9.9.9))," in out
 
@@ -243,12 +245,16 @@ def test_bad_flows_change_nothing(sw):
     flows(sw, "in_port=1,actions=output:2")
     before = sw("pvs-ofctl", "--no-stats", "dump-flows", "br0")
     for bad, msg in [("actions=set_field:80->tp_dst", "lacks correct prerequisites"),
-                     ("actions=group:77", "group 77 does not exist"),
                      ("actions=bundle(eth_src,0,hrw,ofport,members:1)", "not supported yet"),
                      ("actions=move:NXM_NX_REG0[0..3]->NXM_NX_REG1[0..4]", "bits wide")]:
         r = flows(sw, "priority=1,in_port=2,actions=drop", bad, ok=False)
         assert r.returncode == 1 and msg in r.stderr, r.stderr
     assert sw("pvs-ofctl", "--no-stats", "dump-flows", "br0") == before
+    # the switch refuses this one: the error comes back as ovs-ofctl prints it
+    # (the flow mods before it in the batch are done, as with ovs-ofctl)
+    r = flows(sw, "priority=1,in_port=2,actions=drop", "actions=group:77", ok=False)
+    assert r.returncode == 1 and "OFPBAC_BAD_OUT_GROUP" in r.stderr, r.stderr
+    assert "group:77" not in sw("pvs-ofctl", "--no-stats", "dump-flows", "br0")
 
 
 def test_meter_drops_over_rate(sw):
