@@ -18,12 +18,15 @@ Modes (Port bond_mode):
   least 1000) from their measured load. Multicast arriving on a member other
   than the active one is dropped, so a physical switch flooding into every
   member delivers it once.
-- balance-tcp: hash of the L3/L4 addresses and ports. It needs LACP: as Open
-  vSwitch, without a negotiated LACP partner such a bond sends and receives
-  nothing. LACP (lacp=active|passive) is not implemented: its status stays
-  "configured" (never "negotiated"), so a bond with lacp set behaves like an
-  OVS bond whose negotiation failed (drops everything, or active-backup with
-  other_config:lacp-fallback-ab=true).
+- balance-tcp: hash of the L3/L4 addresses and ports (un-wildcarded in the
+  megaflow). It needs LACP: as Open vSwitch, without a negotiated LACP
+  partner such a bond sends and receives nothing.
+
+LACP (lacp=active|passive, lacp.py): lacp_status is "negotiated" while some
+member has a current partner, else "configured"; a member may be enabled only
+when LACP attaches it. A configured but not negotiated bond forwards nothing,
+or works as active-backup with other_config:lacp-fallback-ab=true; a
+negotiated one admits frames on any enabled (or about to be) member.
 
 Link monitoring is carrier-based (`run(now, carriers)`): a member is enabled
 bond_updelay ms after its carrier comes up and disabled bond_downdelay ms
@@ -99,6 +102,8 @@ class Bond:
     buckets: list = field(default_factory=list)
     next_rebalance: float = 0.0
     send_learning: bool = False
+    lacp: object = None                  # lacp.Lacp when lacp=active|passive
+    negotiated: bool = False
     _rr: int = 0
 
     def __post_init__(self):
@@ -107,7 +112,13 @@ class Bond:
     # --- configuration -----------------------------------------------------
     @property
     def lacp_status(self):
-        return "off" if self.settings.lacp == "off" else "configured"
+        if self.settings.lacp == "off" or self.lacp is None:
+            return "off"
+        return "negotiated" if self.negotiated else "configured"
+
+    def lacp_rx(self, ofport, frame, now):
+        """A LACPDU arrived on a member (xlate's slow path)."""
+        return self.lacp is not None and self.lacp.rx(ofport, frame, now)
 
     def reconfigure(self, s, now):
         """New settings; True when translations must be redone."""
@@ -146,6 +157,12 @@ class Bond:
         """Carrier-based monitoring; carriers {ofport: bool}. Returns True when
         what translations produce may have changed."""
         before = self._state()
+        if self.lacp is not None:
+            self.negotiated = self.lacp.negotiated(now)
+            for m in self._sorted():
+                lm = self.lacp.members.get(m.ofport)
+                m.may_enable = self.lacp.may_enable(m.ofport, now) or (
+                    self.settings.fallback_ab and lm is not None and lm.expires is None)
         for m in self._sorted():
             m.carrier = bool(carriers.get(m.ofport, m.carrier))
             self._link_update(m, now)
@@ -158,7 +175,8 @@ class Bond:
         return self._state() != before
 
     def _state(self):
-        return (self.active, tuple((m.name, m.enabled) for m in self._sorted()))
+        return (self.active, self.negotiated,
+                tuple((m.name, m.enabled, m.may_enable) for m in self._sorted()))
 
     def _link_update(self, m, now):
         up = m.carrier and m.may_enable
@@ -236,7 +254,7 @@ class Bond:
         s = self.settings
         if self.lacp_status == "configured":
             return "active-backup" if s.fallback_ab else None
-        if s.mode == "balance-tcp":
+        if s.mode == "balance-tcp" and self.lacp_status != "negotiated":
             return None
         return s.mode
 
@@ -245,6 +263,8 @@ class Bond:
         mode = self._effective_mode()
         if m is None or mode is None:
             return DROP
+        if self.lacp_status == "negotiated":     # the partner knows it is a bond
+            return ACCEPT if m.enabled or m.may_enable else DROP
         if dl_dst >> 40 & 1 and m is not self.active:
             return DROP                         # multicast only via the active member
         if mode == "active-backup":
@@ -435,10 +455,6 @@ def settings_from_port(cfg, warn=log.warn):
     if mode == "balance-tcp" and lacp == "off":
         warn("port %s: balance-tcp needs LACP (lacp=active or passive), which is off: "
              "the bond forwards nothing (as Open vSwitch)", name)
-    if lacp != "off":
-        warn("port %s: LACP is not implemented: lacp=%s is never negotiated (%s)", name, lacp,
-             "active-backup fallback" if _bool(oc.get("lacp-fallback-ab")) else
-             "the bond forwards nothing")
     interval = _int(oc.get("bond-rebalance-interval"), 10000)
     if interval and interval < 1000:
         interval = 1000

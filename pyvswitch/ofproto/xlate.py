@@ -44,6 +44,7 @@ import numpy as np
 from pyvswitch.datapath import layout
 from pyvswitch.openflow import actions as A
 from pyvswitch.openflow import fields as F
+from pyvswitch.ofproto import lacp as LACP
 from pyvswitch.ofproto import mirror as MI
 from pyvswitch.ofproto import normal as N
 from pyvswitch.ofproto.xlate_commit import commit_fields
@@ -130,11 +131,17 @@ def xlate(ofp, key, now, learn=True, set_vlan=False, trace=False, in_ofport=None
     else:
         put(flow, "in_port", port.ofport)
         ctx.in_port = port.ofport
+        if ofp.bonds and _lacp_frame(ctx, port):
+            return _result(ctx, flow)
         if ctx.ofp.mirrors:
             MI.mirror_input(ctx, lambda p, t: _emit(ctx, p, t, mirror=False))
         _table(ctx, 0)
         if ctx.action_set and not ctx.error:
             XA.run_action_set(ctx)
+    return _result(ctx, flow)
+
+
+def _result(ctx, flow):
     if ctx.error:
         ctx.actions = []
     res = XlateResult(ctx.actions, _dp_mask(ctx.wc), ctx.rules_hit,
@@ -142,6 +149,19 @@ def xlate(ofp, key, now, learn=True, set_vlan=False, trace=False, in_ofport=None
                       get(flow, "vlan_tci"), list(flow))
     res.tables_hit = ctx.tables_hit
     return res
+
+
+def _lacp_frame(ctx, port):
+    """A LACPDU on a member of a bond running LACP goes to the daemon's LACP
+    (OVS's process_special), not through the tables."""
+    bond = ctx.ofp.bonds.get(port.bundle or port.name)
+    if bond is None or bond.lacp is None:
+        return False
+    if not LACP.is_lacpdu(_field(ctx, "dl_dst"), _field(ctx, "dl_type")):
+        return False
+    ctx.note("-> LACP frame: handed to the bond's LACP", 1)
+    ctx.actions.append(("userspace", LACP.SLOW_ARG))
+    return True
 
 
 def _dp_mask(wc):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from pyvswitch.core import vlog
 from pyvswitch.ofproto import bond as B
+from pyvswitch.ofproto import lacp as LACP
 from pyvswitch.ofproto import normal as N
 from pyvswitch.openflow.fields import OFPP_LOCAL
 from pyvswitch.ofproto import mirror as MI
@@ -185,6 +186,7 @@ class Bridge:
             live = [i for i in ifaces if i.port is not None]
             with self.lock:
                 bond.reconfigure(settings, now)
+                self._configure_lacp(bond, pcfg, live)
                 bond.set_members([(i.name, i.ofport, i.port.mac) for i in live],
                                  {i.ofport: i.port.link_up() for i in live}, now)
                 bond.run(now, {i.ofport: i.port.link_up() for i in live})
@@ -194,6 +196,29 @@ class Bridge:
             self.ofproto.set_bonds(want)
             self.ofproto.bump()
 
+    def _configure_lacp(self, bond, pcfg, live):
+        """A Lacp for lacp=active|passive (system id: other_config:lacp-system-id,
+        else the bridge's MAC; lacp-time fast|slow). Caller holds the lock."""
+        mode = pcfg.get("lacp") or "off"
+        if mode == "off":
+            bond.lacp = None
+            return
+        oc = pcfg.get("other_config") or {}
+        sys_id = _mac_bytes(oc["lacp-system-id"]) if oc.get("lacp-system-id") else bytes.fromhex(
+            self.datapath_id()[4:])
+        fast = oc.get("lacp-time") == "fast"
+        if bond.lacp is None:
+            bond.lacp = LACP.Lacp(bond.name, sys_id, mode == "active", fast,
+                                  priority=B._int(oc.get("lacp-system-priority"), 65534))
+        bond.lacp.configure(sys_id, mode == "active", fast)
+        bond.lacp.set_members([(i.name, i.ofport) for i in live])
+
+    def lacp_rx(self, dp_port, frame, now):
+        """A LACPDU from xlate's slow path (PMD thread, under the lock)."""
+        port = self.ofproto.port_by_dp(dp_port)
+        bond = self.bonds.get(port.bundle or port.name) if port is not None else None
+        return bond is not None and bond.lacp_rx(port.ofport, frame, now)
+
     def run_bonds(self, now):
         """Carrier monitoring and rebalancing; returns [(bond, [packets to
         send: (dp_port, frame)])] for bonds that changed."""
@@ -202,13 +227,20 @@ class Bridge:
             carriers = {i.ofport: i.port.link_up() for i in self.ifaces.values()
                         if i.port is not None and i.port_name == bond.name}
             with self.lock:
+                pdus = []
+                if bond.lacp is not None:
+                    _, pdus = bond.lacp.run(now)
                 changed = bond.run(now, carriers)
                 changed |= bond.rebalance(now)
+                # each member sends from its own MAC, as OVS
+                pdus = [(p.dp_port, frame[:6] + (_port_mac(self, p) or frame[6:12]) + frame[12:])
+                        for o, frame in pdus if (p := self.ofproto.ports.get(o)) is not None
+                        and p.dp_port is not None]
                 if changed:
                     self.ofproto.bump()
                 learning = self._learning_packets(bond) if bond.take_learning() else []
-            if changed or learning:
-                out.append((bond, learning))
+            if changed or learning or pdus:
+                out.append((bond, learning + pdus))
         return out
 
     def _learning_packets(self, bond):
@@ -283,6 +315,11 @@ def rarp(mac, tci=0):
     body = (bytes.fromhex("0001" "0800" "06" "04" "0003") + src + bytes(4) + src + bytes(4))
     frame = b"\xff" * 6 + src + tag + (0x8035).to_bytes(2, "big") + body
     return frame + bytes(max(0, 60 - len(frame)))
+
+
+def _port_mac(bridge, port):
+    iface = bridge.ifaces.get(port.name)
+    return iface.port.mac if iface is not None and iface.port is not None else None
 
 
 def _mac_bytes(text):

@@ -31,6 +31,7 @@ from pyvswitch.core.clock import Clock
 from pyvswitch.datapath.dpif import Dpif
 from pyvswitch.datapath.layout import field_mask, new_key
 from pyvswitch.db.store import Store
+from pyvswitch.ofproto.lacp import SLOW_ARG as LACP_SLOW_ARG
 from pyvswitch.ofproto.ofproto import Ofproto
 from pyvswitch.ofproto.xlate import xlate
 from pyvswitch.ofproto import tunnel as TNL   # native tunnels (tnlctl.py)
@@ -321,6 +322,10 @@ class Switch:
         `Ofproto.packet_in(packet, arg, key, now)` must not block."""
         with self.lock:
             br = self.bridge_of_dp_port(int(in_port))
+            if int(arg) == LACP_SLOW_ARG:        # a LACPDU on a bond member (xlate's slow path)
+                if br is not None and br.lacp_rx(int(in_port), bytes(packet), self.clock.now()):
+                    self.wake()
+                return
             handler = getattr(br.ofproto, "packet_in", None) if br is not None else None
             if handler is not None:
                 handler(bytes(packet), int(arg), key, self.clock.now())

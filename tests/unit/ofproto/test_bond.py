@@ -3,6 +3,7 @@ bond (admission, member choice, no loop back into the bond, megaflow)."""
 
 from pyvswitch.datapath import layout
 from pyvswitch.ofproto import bond as B
+from pyvswitch.ofproto import lacp as L
 from pyvswitch.ofproto.ofproto import Ofproto
 from pyvswitch.ofproto.xlate import xlate
 
@@ -86,10 +87,53 @@ def test_balance_tcp_and_lacp_refused_without_negotiation():
     b = bond("balance-tcp")
     assert b.choose_output(0, field({"dl_type": 0x800})) == (None, None)
     assert b.check_admissibility(2, MAC_H) == B.DROP
-    b = bond("balance-slb", lacp="active")
+    b = with_lacp(bond("balance-slb", lacp="active"))
     assert b.lacp_status == "configured" and b.choose_output(0, field({}))[0] is None
-    b = bond("balance-slb", lacp="active", fallback_ab=True)
+    b = with_lacp(bond("balance-slb", lacp="active", fallback_ab=True))
     assert b.choose_output(0, field({})) == (2, None)          # falls back to active-backup
+
+
+def with_lacp(b, sys_id=b"\x02\x00\x00\x00\x00\xaa"):
+    b.lacp = L.Lacp(b.name, sys_id, active=True, fast=True)
+    b.lacp.set_members([("m1", 2), ("m2", 3)])
+    b.run(0.0, {2: True, 3: True})
+    return b
+
+
+def test_lacp_negotiates_between_two_bonds():
+    x = with_lacp(bond("balance-tcp", lacp="active"))
+    y = with_lacp(bond("balance-tcp", lacp="active"), b"\x02\x00\x00\x00\x00\xbb")
+    for now in (1.0, 2.0, 3.0):                    # exchange LACPDUs member to member
+        for a, b in ((x, y), (y, x)):
+            _, pdus = a.lacp.run(now)
+            for ofport, frame in pdus:
+                b.lacp_rx(ofport, frame, now)      # m1 <-> m1, m2 <-> m2
+        x.run(now, {2: True, 3: True})
+        y.run(now, {2: True, 3: True})
+    assert x.lacp_status == y.lacp_status == "negotiated"
+    assert all(m.may_enable and m.enabled for m in x.members.values())
+    tcp = field({"dl_type": 0x800, "nw_src": 1, "nw_dst": 2, "nw_proto": 6,
+                 "tp_src": 1000, "tp_dst": 80})
+    port, bucket = x.choose_output(0, tcp)
+    assert port in (2, 3) and bucket is not None
+    back = field({"dl_type": 0x800, "nw_src": 2, "nw_dst": 1, "nw_proto": 6,
+                  "tp_src": 80, "tp_dst": 1000})
+    assert x.buckets.index(bucket) == x.buckets.index(x.choose_output(0, back)[1])  # symmetric
+    assert x.check_admissibility(3, MAC_H) == B.ACCEPT
+    assert "current attached" in x.lacp.show(3.0)
+    x.run(20.0, {2: True, 3: True})                # no LACPDU for 17 s: partners expire
+    assert x.lacp_status == "configured"
+    assert x.choose_output(0, tcp) == (None, None)
+
+
+def test_lacpdu_round_trip():
+    lc = L.Lacp("b", b"\x02\x00\x00\x00\x00\x01", active=True, fast=False, key=7)
+    lc.set_members([("m1", 5)])
+    actor, partner = L.parse(lc.pdu(lc.members[5], 0.0))
+    assert actor.sys_id == b"\x02\x00\x00\x00\x00\x01" and actor.key == 7 and actor.port == 5
+    assert actor.state & L.ACTIVITY and actor.state & L.AGGREGATION and not actor.state & L.SYNC
+    assert partner.sys_id == bytes(6)
+    assert L.parse(b"\x00" * 60) is None
 
 
 def test_rebalance_moves_load():
