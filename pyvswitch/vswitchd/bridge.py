@@ -165,7 +165,7 @@ class Bridge:
     def iface_stats(self, iface):
         """Interface counters: the datapath's, or a patch port's own."""
         own = getattr(iface.port, "counters", None)
-        return own() if own is not None else self.dpif.port_stats(iface.dp_port)
+        return own() if callable(own) else self.dpif.port_stats(iface.dp_port)
 
     # --- bonds ------------------------------------------------------------
     def sync_bonds(self, now):

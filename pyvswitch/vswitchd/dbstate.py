@@ -137,7 +137,7 @@ def _iface_columns(iface, port_stats):
         return {"ofport": -1, "error": iface.error or None, "link_state": None,
                 "admin_state": None, "statistics": {}}
     own = getattr(port, "counters", None)      # a patch port counts for itself
-    stats = own() if own is not None else port_stats(iface.dp_port)
+    stats = own() if callable(own) else port_stats(iface.dp_port)
     up = bool(port.link_up())
     cols = {"ofport": iface.ofport, "error": iface.error or None,
             "link_state": "up" if up else "down", "admin_state": "up",

@@ -121,6 +121,19 @@ def rss_kb(pid):
     return 0
 
 
+def settled_rss_kb(pid, timeout=20.0):
+    """RSS once it stopped moving (a fresh daemon may still be compiling or
+    freeing): two reads 0.5 s apart within 1 %."""
+    prev, deadline = rss_kb(pid), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        cur = rss_kb(pid)
+        if abs(cur - prev) <= prev / 100:
+            return cur
+        prev = cur
+    return prev
+
+
 def load():
     with open("/proc/loadavg") as f:
         return f.read().split()[:3]
@@ -147,6 +160,10 @@ class Pvs:
             for i in (0, 1):
                 self.ctl("pvs-vsctl", "add-port", BRIDGE, f"vhu{i}", "--", "set", "Interface",
                          f"vhu{i}", "type=dpdkvhostuser", f"ofport_request={i + 1}")
+        mgmt = os.path.join(self.dir, f"{BRIDGE}.mgmt")
+        deadline = time.monotonic() + 120         # the OpenFlow listener comes a loop later
+        while not os.path.exists(mgmt) and time.monotonic() < deadline:
+            time.sleep(0.1)
         self.ctl("pvs-ofctl", "del-flows", BRIDGE)
 
     def env(self):
@@ -271,8 +288,7 @@ def measure_install(cls, n, path, rawdir):
     cleanup = system.Cleanup()
     try:
         sw = cls(cleanup, rawdir)
-        time.sleep(0.5)
-        rss0 = rss_kb(sw.pid)
+        rss0 = settled_rss_kb(sw.pid)
         timeout = max(120, n // 500)
         t0 = time.monotonic()
         sw.add_flows(path, timeout)
