@@ -20,7 +20,7 @@ ALLOWED = {
     "proto": {"core"},
     "openflow": {"core", "proto", "datapath.layout"},  # layout: constants only
     "ports": {"core", "proto"},
-    "conntrack": {"core", "proto"},
+    "conntrack": {"core", "proto", "datapath.layout"},  # layout: the key's field positions
     "datapath": {"core", "proto", "ports", "conntrack"},
     "ofproto": {"core", "proto", "openflow", "datapath.layout"},
     "db": {"core"},

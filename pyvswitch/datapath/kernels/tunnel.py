@@ -15,7 +15,8 @@ tnl_pop(b, off, length, dst_port, out) -> inner offset (or -E_*)
     and an inner frame of at least 14 bytes. out[0..4] = vni, outer ipv4 src,
     dst, tos, ttl; out[5] = inner length. The caller moves off/length.
 
-`vxlan_header` and the `*_ref` twins are plain Python (tests and xlate).
+The header template comes from proto/vxlan.py (`vxlan_header`, re-exported);
+the `*_ref` twins are plain Python.
 """
 
 import struct
@@ -23,10 +24,9 @@ import struct
 import numpy as np
 
 from pyvswitch.core.jit import kernel
+from pyvswitch.proto.vxlan import (ETH_LEN, IP_LEN, UDP_LEN, VXLAN_FLAGS_I, VXLAN_HLEN,  # noqa: F401
+                                   VXLAN_LEN, csum16 as _csum, vxlan_header)
 
-ETH_LEN, IP_LEN, UDP_LEN, VXLAN_LEN = 14, 20, 8, 8
-VXLAN_HLEN = ETH_LEN + IP_LEN + UDP_LEN + VXLAN_LEN      # 50
-VXLAN_FLAGS_I = 0x08000000
 SPORT_MIN, SPORT_MAX = 32768, 61000                       # OVS's tnl_udp_port range
 
 E_SHORT, E_NOT_IP, E_BAD_IP, E_FRAG, E_NOT_UDP, E_BAD_UDP, E_NOT_VXLAN = 1, 2, 3, 4, 5, 6, 7
@@ -115,26 +115,6 @@ def tnl_pop(b, off, length, dst_port, out):
 
 
 # ---------------------------------------------------------------- Python side
-def _csum(data):
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def vxlan_header(eth_dst, eth_src, ip_src, ip_dst, vni, dst_port=4789, tos=0, ttl=64, df=True):
-    """The 50-byte outer header template tnl_push writes (ints for MACs/IPs)."""
-    if not (0 <= vni < 1 << 24 and 0 < dst_port < 1 << 16 and 0 <= tos < 256 and 0 < ttl < 256):
-        raise ValueError("vxlan header: vni, dst_port, tos or ttl out of range")
-    eth = eth_dst.to_bytes(6, "big") + eth_src.to_bytes(6, "big") + b"\x08\x00"
-    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, tos, 0, 0, 0x4000 if df else 0, ttl, 17, 0,
-                               ip_src.to_bytes(4, "big"), ip_dst.to_bytes(4, "big")))
-    struct.pack_into("!H", ip, 10, _csum(bytes(ip)))
-    udp = struct.pack("!HHHH", 0, dst_port, 0, 0)
-    vx = struct.pack("!II", VXLAN_FLAGS_I, vni << 8)
-    return eth + bytes(ip) + udp + vx
-
-
 def tnl_push_ref(frame, hdr, sport):
     """Twin of tnl_push over bytes."""
     out = bytearray(hdr) + bytes(frame)
