@@ -26,7 +26,8 @@ A TCP window check and a liberal mode live in tcp.py. Every kernel takes the
 table's spin lock (t.ctl[L_LOCK]) for its whole work: PMDs and the control
 thread share the table. Pure Python readers (dump.py) read racily, as OVS's
 dump does. Sizes are fixed at creation (new_table): a full table refuses new
-connections and counts them (G_FULL), as OVS's ct-maxconns does.
+connections and counts them (G_FULL), as OVS's ct-maxconns does; G_MAX (the
+limit) may be set anywhere up to the capacity while the table runs.
 """
 
 from collections import namedtuple
@@ -191,7 +192,7 @@ def _remove(t, row):
     t.zone_count[z] -= 1
     t.conn[row, C_EXPIRES] = 0
     t.conn[row, C_PROTO] = 0
-    t.free[t.ctl[G_MAX] - t.ctl[G_N]] = row
+    t.free[t.free.shape[0] - t.ctl[G_N]] = row
     t.ctl[G_N] -= 1
 
 
@@ -359,7 +360,7 @@ def _create(t, q, proto, zone, now):
     if lim > 0 and t.zone_count[zone] >= lim:
         t.ctl[G_ZONE_FULL] += 1
         return -1
-    row = t.free[t.ctl[G_MAX] - t.ctl[G_N] - 1]
+    row = t.free[t.free.shape[0] - t.ctl[G_N] - 1]
     t.ctl[G_N] += 1
     t.zone_count[zone] += 1
     for w in range(T_WORDS):

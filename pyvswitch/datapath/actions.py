@@ -28,6 +28,12 @@ An action list is a list of tuples; an empty list means drop:
                                  set tun_id/tun_src/tun_dst and in_port =
                                  tnl_port, and give the inner frame another pass
     ('clone', [actions])         run the nested actions on a copy (one level)
+    ('ct', zone, commit, mark, label)   connection tracking (conntrack/table.py):
+                                 sets ct_state, ct_zone and ct_mark in the
+                                 packet's metadata for what follows (usually
+                                 recirc); commit creates the connection and
+                                 then sets mark/label = (value, mask) or None
+    ('ct_clear',)                forget the packet's conntrack metadata
     ('drop',)                    stop here (later actions are not run)
 
 Encoding: two int64 words per action, (opcode, argument); 'set' is
@@ -35,7 +41,9 @@ Encoding: two int64 words per action, (opcode, argument); 'set' is
 (high halves first; 64-bit halves as two's-complement int64). tnl_push is
 (OP_TNL_PUSH, tnl_port | out_port << 16 | len << 32) and the header bytes in
 ceil(len / 8) little-endian words; tnl_pop (OP_TNL_POP, port | dst_port << 16);
-clone (OP_CLONE, n) and the n words of its nested program. Programs live in the
+clone (OP_CLONE, n) and the n words of its nested program; ct (OP_CT, zone |
+commit << 16 | has_mark << 17 | has_label << 18) and 6 words: mark value,
+mask, label value high/low, label mask high/low. Programs live in the
 PMD's `actions` array (dpcls megaflows point at offset/length).
 `format_actions` writes the dpctl text (`push_vlan(vid=10,pcp=0),3,pop_vlan,4`),
 `parse_actions` reads it back. Pure Python; any thread.
@@ -56,11 +64,15 @@ _OPS = {"output": OP_OUTPUT, "push_vlan": OP_PUSH_VLAN, "pop_vlan": OP_POP_VLAN,
         "drop": OP_DROP, "set_eth_src": OP_SET_ETH_SRC, "set_eth_dst": OP_SET_ETH_DST}
 OP_SET, OP_METER = 10, 11
 OP_TNL_PUSH, OP_TNL_POP, OP_CLONE = 12, 13, 14
+OP_CT, OP_CT_CLEAR = 15, 16
+CT_WORDS = 6
 _OPS["set"] = OP_SET
 _OPS["meter"] = OP_METER
 _OPS["tnl_push"] = OP_TNL_PUSH
 _OPS["tnl_pop"] = OP_TNL_POP
 _OPS["clone"] = OP_CLONE
+_OPS["ct"] = OP_CT
+_OPS["ct_clear"] = OP_CT_CLEAR
 _NAMES = {v: k for k, v in _OPS.items()}
 
 # 'set' fields: name -> (id, bits, dpctl header, dpctl key, text kind)
@@ -101,7 +113,7 @@ def set_words(name, value, mask):
     if bits == 128:
         return [_s64(value >> 64), _s64(mask >> 64), _s64(value & _M64), _s64(mask & _M64)]
     return [value, mask]
-_NOARG = {"pop_vlan", "drop"}
+_NOARG = {"pop_vlan", "drop", "ct_clear"}
 _LIMIT = {"output": 0xFFFF, "push_vlan": 0xFFFF, "set_vlan": 0xFFFF, "userspace": (1 << 62) - 1,
           "recirc": 0xFFFFFFFF, "set_eth_src": (1 << 48) - 1, "set_eth_dst": (1 << 48) - 1,
           "meter": (1 << 62) - 1}
@@ -126,6 +138,9 @@ def encode_actions(actions, _nested=False):
                 raise ValueError(f"bad tnl_push action {act!r}")
             words += [OP_TNL_PUSH, act[1] | act[3] << 16 | len(act[2]) << 32, *TN.header_words(act[2])]
             continue
+        if name == "ct":
+            words += _encode_ct(act)
+            continue
         if name == "tnl_pop":
             if len(act) != 3 or not (0 <= act[1] <= 0xFFFF and 0 < act[2] <= 0xFFFF):
                 raise ValueError(f"bad tnl_pop action {act!r}")
@@ -148,6 +163,21 @@ def encode_actions(actions, _nested=False):
                 raise ValueError(f"{name} argument {arg:#x} out of range")
         words += [_OPS[name], arg]
     return np.array(words, dtype=np.int64)
+
+
+def _encode_ct(act):
+    if len(act) != 5 or not 0 <= act[1] <= 0xFFFF:
+        raise ValueError(f"bad ct action {act!r}")
+    _, zone, commit, mark, label = act
+    flags = zone | (bool(commit) << 16) | ((mark is not None) << 17) | ((label is not None) << 18)
+    mv, mm = mark if mark is not None else (0, 0)
+    lv, lm = label if label is not None else (0, 0)
+    if not (0 <= mv <= 0xFFFFFFFF and 0 <= mm <= 0xFFFFFFFF and 0 <= lv < 1 << 128 and 0 <= lm < 1 << 128) \
+            or mv & ~mm or lv & ~lm:
+        raise ValueError(f"bad ct mark/label in {act!r}")
+    if (mark is not None or label is not None) and not commit:
+        raise ValueError("ct: mark and label need commit")
+    return [OP_CT, flags, mv, mm, _s64(lv >> 64), _s64(lv & _M64), _s64(lm >> 64), _s64(lm & _M64)]
 
 
 def decode_actions(prog):
@@ -174,6 +204,14 @@ def decode_actions(prog):
             arg = int(prog[i + 1])
             out.append(("tnl_pop", arg & 0xFFFF, (arg >> 16) & 0xFFFF))
             i += 2
+            continue
+        if name == "ct":
+            f = int(prog[i + 1])
+            w = [int(x) & _M64 for x in prog[i + 2:i + 2 + CT_WORDS]]
+            mark = (w[0], w[1]) if f >> 17 & 1 else None
+            label = ((w[2] << 64) | w[3], (w[4] << 64) | w[5]) if f >> 18 & 1 else None
+            out.append(("ct", f & 0xFFFF, bool(f >> 16 & 1), mark, label))
+            i += 2 + CT_WORDS
             continue
         if name == "set":
             field = _SET_BY_ID[int(prog[i + 1])]
@@ -251,11 +289,24 @@ def format_actions(actions):
             parts.append(f"tnl_pop({act[1]})" if act[2] == 4789 else f"tnl_pop({act[1]},dst_port={act[2]})")
         elif name == "clone":
             parts.append(f"clone({format_actions(act[1])})")
+        elif name == "ct":
+            parts.append(_format_ct(*act[1:]))
         elif name == "meter":
             parts.append(f"meter({act[1]:#x})")
         else:
             parts.append(name)
     return ",".join(parts) if parts else "drop"
+
+
+def _format_ct(zone, commit, mark, label):
+    """OVS's dpctl text: ct(commit,zone=5,mark=0xab/0xff,label=0x1/0x1)."""
+    args = ["commit"] if commit else []
+    if zone:
+        args.append(f"zone={zone}")
+    for name, v in (("mark", mark), ("label", label)):
+        if v is not None:
+            args.append(f"{name}={v[0]:#x}/{v[1]:#x}")
+    return "ct(" + ",".join(args) + ")" if args else "ct"
 
 
 def _c_hex(v):
@@ -282,6 +333,26 @@ _TNL_PUSH = re.compile(
     r"dl_type=0x0800\),ipv4\(src=([\d.]+),dst=([\d.]+),proto=17,tos=(0x[0-9a-f]+|\d+),ttl=(\d+),"
     r"frag=(0x[0-9a-f]+|\d+)\),udp\(src=0,dst=(\d+),csum=0x0\),vxlan\(flags=0x8000000,vni=(0x[0-9a-f]+|\d+)\)\),"
     r"out_port\((\d+)\)\)")
+
+
+def _parse_ct(tok):
+    zone, commit, mark, label = 0, False, None, None
+    for arg in _split_top(tok[3:-1]) if tok != "ct" else []:
+        if arg == "commit":
+            commit = True
+        elif arg.startswith("zone="):
+            zone = int(arg[5:], 0)
+        elif arg.startswith(("mark=", "label=")):
+            name, val = arg.split("=", 1)
+            v, _, m = val.partition("/")
+            pair = (int(v, 0), int(m, 0) if m else (0xFFFFFFFF if name == "mark" else (1 << 128) - 1))
+            if name == "mark":
+                mark = pair
+            else:
+                label = pair
+        else:
+            raise ValueError(f"cannot parse ct argument {arg!r}")
+    return ("ct", zone, commit, mark, label)
 
 
 def _split_top(text):
@@ -317,6 +388,10 @@ def parse_actions(text):
                                   int(ipaddress.IPv4Address(g[3])), int(ipaddress.IPv4Address(g[4])),
                                   int(g[9], 0), int(g[8]), int(g[5], 0), int(g[6]), bool(int(g[7], 0) & 0x4000))
             out.append(("tnl_push", int(g[0]), hdr, int(g[10])))
+        elif tok == "ct" or tok.startswith("ct("):
+            out.append(_parse_ct(tok))
+        elif tok == "ct_clear":
+            out.append(("ct_clear",))
         elif m := re.fullmatch(r"tnl_pop\((\d+)(?:,dst_port=(\d+))?\)", tok):
             out.append(("tnl_pop", int(m.group(1)), int(m.group(2) or 4789)))
         elif tok.isdigit():

@@ -43,6 +43,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from pyvswitch.conntrack import dump as CTD
+from pyvswitch.conntrack import table as CT
 from pyvswitch.core import vlog
 from pyvswitch.core.clock import SYSTEM
 from pyvswitch.core.intrinsics import read_tsc
@@ -57,6 +59,7 @@ from pyvswitch.ports import io as pio
 log = vlog.Module("dpif")
 NON_PMD_ID = 0xFFFF                      # pmd_id of the control thread's tx rows
 NON_PMD_SLOTS = 64
+CT_CAPACITY = 1 << 18                    # connections (ct-set-maxconns may lower the limit)
 
 Megaflow = namedtuple("Megaflow", "pmd_id key mask actions packets bytes used tcp_flags")
 
@@ -85,7 +88,7 @@ class _PortEntry:
 
 class Dpif:
     def __init__(self, name, rundir="", clock=None, *, n_slots=8192, max_mtu=1500, pmd_cpus=None,
-                 sleep_max_us=1000, emc_insert_inv_prob=1, max_flows=65536):
+                 sleep_max_us=1000, emc_insert_inv_prob=1, max_flows=65536, ct_capacity=CT_CAPACITY):
         self.name, self.rundir, self.clock = name, rundir, clock or SYSTEM
         self.pool = Pool(n_slots, max_mtu, rundir, name=f"{name}.pool")
         self.cyc_per_us = calibrate_tsc()
@@ -98,6 +101,7 @@ class Dpif:
         self._upcall_lock = threading.Lock()
         self._nonpmd = None
         self._base_stats = {}
+        self.ct = CT.new_table(ct_capacity)       # one connection table, shared by the PMDs
         self.set_pmd_cpus(pmd_cpus or default_cpus())
 
     # ------------------------------------------------------------- ports --
@@ -144,9 +148,9 @@ class Dpif:
                 os.close(self._nonpmd.wake_fd)
             parts = self.pool.partition(len(cpus) + 1)
             self.pmds = [Pmd(c, c, self.pool, parts[i].slots, self.clock, self.cyc_per_us,
-                             max_flows=self.max_flows) for i, c in enumerate(cpus)]
+                             max_flows=self.max_flows, ct=self.ct) for i, c in enumerate(cpus)]
             self._nonpmd = Pmd(NON_PMD_ID, -1, self.pool, parts[-1].slots[:NON_PMD_SLOTS], self.clock,
-                               self.cyc_per_us, max_flows=16, emc_entries=16)
+                               self.cyc_per_us, max_flows=16, emc_entries=16, ct=self.ct)
             for pmd in self.pmds + [self._nonpmd]:
                 pmd.upcall, pmd.userspace = self._upcall, self._userspace
                 pmd.p.ctl[S.C_SLEEP_MAX_US] = self.sleep_max_us
@@ -352,6 +356,28 @@ class Dpif:
                 if dp == dp_port:
                     tot += pmd.p.qstats[r]
         return {name: int(tot[i]) for i, name in enumerate(pio.Q_NAMES)}
+
+    # --------------------------------------------------------- conntrack --
+    def ct_sweep(self, budget=4096):
+        """Expire connections (control thread, periodically); returns how many."""
+        return int(CT.ct_sweep(self.ct, self.clock.now_ns(), budget))
+
+    def ct_flush(self, zone=None):
+        return int(CT.ct_flush(self.ct, -1 if zone is None else zone))
+
+    def ct_dump(self, zone=None, verbose=False):
+        return CTD.dump(self.ct, zone, self.clock.now_ns(), verbose)
+
+    def ct_stats(self):
+        return CTD.stats(self.ct, self.clock.now_ns())
+
+    def ct_set_maxconns(self, n):
+        if not 0 < n <= self.ct.conn.shape[0]:
+            raise ValueError(f"maxconns must be 1..{self.ct.conn.shape[0]} (the table's capacity)")
+        self.ct.ctl[CT.G_MAX] = n
+
+    def ct_get_maxconns(self):
+        return int(self.ct.ctl[CT.G_MAX])
 
     def pmd_stats(self):
         return dpifshow.pmd_stats(self)

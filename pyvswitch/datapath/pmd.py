@@ -53,9 +53,9 @@ def load_rows(p, rows, mems):
 
 class Pmd:
     def __init__(self, pmd_id, core, pool, free_slots, clock, cyc_per_us,
-                 max_flows=65536, emc_entries=8192, max_rows=64):
+                 max_flows=65536, emc_entries=8192, max_rows=64, ct=None):
         self.pmd_id, self.core, self.pool, self.clock = pmd_id, core, pool, clock
-        self.p = S.new_state(pool.buf, free_slots, max_rows=max_rows)
+        self.p = S.new_state(pool.buf, free_slots, max_rows=max_rows, ct=ct)
         self.t = D.new_tables(max_flows=max_flows, emc_entries=emc_entries)
         self.rows, self.mems = [], []        # referenced while published in p.rowptr/memptr
         self.rxqs = []                       # [(dp_port, port name, queue)] as in p.rxq

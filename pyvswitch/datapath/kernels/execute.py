@@ -25,9 +25,11 @@ import struct
 
 import numpy as np
 
+from pyvswitch.conntrack import table as CTT
 from pyvswitch.core.intrinsics import memcpy_u8, rdtsc, view_i64, view_i64_py, view_u8
 from pyvswitch.core.jit import kernel
 from pyvswitch.datapath import actions as A
+from pyvswitch.datapath import layout as L
 from pyvswitch.datapath.actions import encode_actions  # noqa: F401  (the brief's name)
 from pyvswitch.datapath.kernels import meter as MT
 from pyvswitch.datapath.kernels import portio
@@ -38,6 +40,10 @@ from pyvswitch.datapath.layout import (MAX_RECIRC_DEPTH, META_MASK, S_IN_PORT, W
                                        W_IN_PORT, W_NW_ADDR, W_RECIRC, W_TP, W_TUN_ADDR,
                                        W_TUN_ID)
 from pyvswitch.ports.io import IO_COLS
+
+W_CT, S_CT_STATE, S_CT_ZONE = L.FIELDS["ct_state"][0], L.FIELDS["ct_state"][1], L.FIELDS["ct_zone"][1]
+CT_KEY_MASK = np.uint64(((1 << 8) - 1) << S_CT_STATE | ((1 << 16) - 1) << S_CT_ZONE)
+assert L.FIELDS["ct_zone"][0] == W_CT and L.FIELDS["ct_mark"] == (W_RECIRC, 32, 32)
 
 VLAN_CFI = 0x1000
 
@@ -164,6 +170,25 @@ def _tnl_pop(p, slot, off, length, key, arg, move):
     return _recirc(p, slot, inner, o[5], t, rid, move)
 
 
+@kernel(nrt=False)
+def _ct(p, b, off, length, key, arg, acts, i):
+    """ct(zone, commit, mark, label): track the packet, then write ct_state,
+    ct_zone and ct_mark into its key (the metadata a recirc carries on)."""
+    zone = arg & 0xFFFF
+    commit = (arg >> 16) & 1
+    st = CTT.ct_process(p.ct, b, off, length, key, zone, commit == 1, _now_ns(p), p.ct_out, p.ct_q)
+    o = p.ct_out
+    if commit == 1 and o[0] >= 0 and st & CTT.CS_INV == 0:
+        if (arg >> 17) & 1:
+            CTT.ct_set_mark(p.ct, o[0], acts[i], acts[i + 1])
+            o[1] = (o[1] & ~acts[i + 1]) | (acts[i] & acts[i + 1])
+        if (arg >> 18) & 1:
+            CTT.ct_set_label(p.ct, o[0], acts[i + 2], acts[i + 3], acts[i + 4], acts[i + 5])
+    key[W_CT] = (key[W_CT] & ~CT_KEY_MASK) | (np.uint64(st & 0xFF) << np.uint64(S_CT_STATE)) \
+        | (np.uint64(zone) << np.uint64(S_CT_ZONE))
+    key[W_RECIRC] = (key[W_RECIRC] & np.uint64(0xFFFFFFFF)) | (np.uint64(o[1] & 0xFFFFFFFF) << np.uint64(32))
+
+
 @kernel(nrt=False, inline=True)
 def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
     """Run acts[a_off:a_off+a_len] over the packet; bounds are checked.
@@ -257,6 +282,15 @@ def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
                 else:
                     length += off - new
                     off = new
+        elif op == A.OP_CT:
+            if i + A.CT_WORDS > end:
+                ok = False
+            else:
+                _ct(p, b, off, length, key, arg, acts, i)
+                i += A.CT_WORDS
+        elif op == A.OP_CT_CLEAR:
+            key[W_CT] &= ~CT_KEY_MASK
+            key[W_RECIRC] &= np.uint64(0xFFFFFFFF)          # ct_mark: the high half
         elif op == A.OP_CLONE:
             if c_end >= 0 or arg < 0 or i + arg > end:
                 ok = False
@@ -358,6 +392,8 @@ def execute_ref(actions, frame, now=0, recircs=None, key=None):
         elif name == "recirc":
             if recircs is not None:
                 recircs.append((act[1], bytes(fr)))
+        elif name in ("ct", "ct_clear"):
+            pass                         # metadata only: the frame is unchanged
         else:                            # drop
             return outs, ups
     return outs, ups

@@ -30,12 +30,15 @@ object keeps those arrays referenced while their addresses are published.
                                       depth; ctl[C_RCQ_N] of them
     rkey[KEY_WORDS] uint64            scratch key of a recirculated packet
     tkey[KEY_WORDS] uint64 / tnl_out[8] int64   tnl_pop's new metadata / outer fields
+    ct                                the connection table (conntrack/table.py)
+    ct_out[8] int64 / ct_q[6] uint64  ct_process's results / scratch tuple
 """
 
 from collections import namedtuple
 
 import numpy as np
 
+from pyvswitch.conntrack import table as CT
 from pyvswitch.datapath.layout import KEY_WORDS
 from pyvswitch.ports import io as pio
 
@@ -73,10 +76,12 @@ RET_ITER, RET_GEN, RET_UPCALL, RET_STOP = 0, 1, 2, 3
 
 PmdState = namedtuple("PmdState", "pool free ctl stats rxq rowptr memptr qstats txmap touched tlist burst keys "
                                   "upq_key upq_meta pollfds timespec rxq_cycles rcq_key rcq_meta rkey "
-                                  "tkey tnl_out")
+                                  "tkey tnl_out ct ct_out ct_q")
 
 
-def new_state(pool, free_slots, max_rows=64, upq_len=64):
+def new_state(pool, free_slots, max_rows=64, upq_len=64, ct=None):
+    """ct: the datapath's connection table (shared by its PMDs); a small
+    private one when None (tests)."""
     r = max_rows
     p = PmdState(
         pool=pool, free=np.array(free_slots, np.int64), ctl=np.zeros(C_COLS, np.int64),
@@ -91,7 +96,8 @@ def new_state(pool, free_slots, max_rows=64, upq_len=64):
         rxq_cycles=np.zeros(r, np.int64),
         rcq_key=np.zeros((BURST, KEY_WORDS), np.uint64), rcq_meta=np.zeros((BURST, RC_COLS), np.int64),
         rkey=np.zeros(KEY_WORDS, np.uint64), tkey=np.zeros(KEY_WORDS, np.uint64),
-        tnl_out=np.zeros(8, np.int64))
+        tnl_out=np.zeros(8, np.int64), ct=CT.new_table(64) if ct is None else ct,
+        ct_out=np.zeros(8, np.int64), ct_q=np.zeros(CT.T_WORDS, np.uint64))
     p.ctl[C_FREE_TOP] = len(free_slots)
     p.ctl[C_WAKE_FD] = -1
     p.ctl[C_MAX_ITER] = 1 << 16
