@@ -7,6 +7,8 @@
     dp.del_port(dp_port)
     dp.set_pmd_cpus([cpu, ...])   restarts PMDs (megaflows are dropped)
     dp.set_sleep_max(us)          0 = busy-poll
+    dp.fit_mtu(mtu)               grow the packet pool for frames of this MTU
+                                  (restarts PMDs; add_port does it for port.mtu)
     dp.set_upcall_handler(fn)     fn(keys uint64[n, KEY_WORDS], in_ports int64[n],
                                      packets [bytes]) -> [(actions, mask|None)|None]*n
     dp.set_userspace_handler(fn)  fn(key, in_port, packet bytes, arg) for
@@ -48,7 +50,7 @@ from pyvswitch.conntrack import table as CT
 from pyvswitch.core import vlog
 from pyvswitch.core.clock import SYSTEM
 from pyvswitch.core.intrinsics import read_tsc
-from pyvswitch.core.pool import Pool
+from pyvswitch.core.pool import Pool, data_size_for_mtu
 from pyvswitch.datapath import actions as A
 from pyvswitch.datapath import dpifshow
 from pyvswitch.datapath.flowfmt import format_flow
@@ -107,6 +109,7 @@ class Dpif:
     # ------------------------------------------------------------- ports --
     def add_port(self, port, dp_port=None):
         with self._lock:
+            self.fit_mtu(getattr(port, "mtu", 1500))
             if dp_port is None:
                 dp_port = next(i for i in range(1, S.MAX_PORTS) if i not in self.ports)
             if dp_port in self.ports or not 0 <= dp_port < S.MAX_PORTS:
@@ -145,6 +148,7 @@ class Dpif:
             for pmd in self.pmds:
                 pmd.stop()
             if self._nonpmd is not None:
+                self._fold_stats()              # the old PMDs' port counters
                 os.close(self._nonpmd.wake_fd)
             parts = self.pool.partition(len(cpus) + 1)
             self.pmds = [Pmd(c, c, self.pool, parts[i].slots, self.clock, self.cyc_per_us,
@@ -161,6 +165,22 @@ class Dpif:
             self._reconfigure()
             for pmd in self.pmds:
                 pmd.start()
+
+    def fit_mtu(self, mtu):
+        """Make pool slots hold frames of `mtu` (jumbo frames): a pool with
+        larger slots replaces the old one and the PMDs restart on it (their
+        megaflows are dropped, as with set_pmd_cpus). Slots never shrink, so
+        a switch without jumbo ports keeps its small slots. True if it grew."""
+        with self._lock:
+            if data_size_for_mtu(mtu) <= self.pool.data_size:
+                return False
+            old = self.pool
+            self.pool = Pool(old.n_slots, mtu, self.rundir, name=f"{self.name}.pool")
+            self.set_pmd_cpus([pmd.core for pmd in self.pmds])   # stops the PMDs using `old`
+            old.close()
+            log.info("%s: packet pool slots grown to %d bytes of data (mtu %d)", self.name,
+                     self.pool.data_size, mtu)
+            return True
 
     def set_sleep_max(self, us):
         with self._lock:

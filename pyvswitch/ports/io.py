@@ -18,7 +18,18 @@ type's kernels with the row and the memory:
     tx_flush(mem, io, qstats) -> None
         Make queued frames leave (one kick per burst), reclaim done tx frames.
 
-All three are compiled kernels (pyvswitch.core.jit.kernel), called only from
+Rows whose IO_FD is IO_FD_ARM (vhost-user: the fd to sleep on lives in
+guest-shared state and must be armed first) get two more calls from an idle
+PMD, around its ppoll sleep (never on the busy path):
+
+    rx_arm(mem, io) -> fd >= 0 to poll (readable = traffic), or ARM_NO_FD
+        (nothing can wake the PMD: it bounds its sleep), ARM_IDLE (nothing
+        can arrive until the control thread changes the port, which parks
+        the PMD), ARM_BUSY (work is pending: do not sleep)
+    rx_disarm(mem, io, revents) -> number of poll slots the row used (0/1);
+        revents = that slot's revents after ppoll
+
+All of these are compiled kernels (pyvswitch.core.jit.kernel), called only from
 the PMD loop (or from Python tests), never concurrently on the same io row:
 each PMD has its own tx io row per port (a txq per PMD, as OVS's dynamic txqs).
 Every index derived from ring contents is checked before use.
@@ -36,7 +47,7 @@ PT_PATCH = 5
 
 # io row columns
 IO_TYPE = 0          # PT_*
-IO_FD = 1            # socket / tap fd (-1 if none)
+IO_FD = 1            # socket / tap fd (-1 if none, IO_FD_ARM: see rx_arm)
 IO_MEM = 2           # index of the memory in the PMD's list
 IO_PORT = 3          # dp_port this row belongs to
 IO_QUEUE = 4         # queue id
@@ -54,6 +65,9 @@ IO_LINK_UP = 15      # 1 when the link is up (written by the control thread)
 IO_FLAGS = 16        # type-specific flags
 IO_X0 = 17           # first of the type-specific columns
 IO_COLS = 32
+
+IO_FD_ARM = -2       # IO_FD of rows that rx_arm before the PMD sleeps
+ARM_NO_FD, ARM_IDLE, ARM_BUSY = -1, -2, -3
 
 # per-queue statistics columns (int64)
 Q_RX_PACKETS = 0

@@ -266,6 +266,7 @@ class Bridge:
         if iface is None or iface.port is None:
             return
         try:
+            self.dpif.fit_mtu(int(mtu) if mtu else 1500)     # jumbo frames need bigger slots
             iface.port.set_mtu(int(mtu) if mtu else 1500)
             iface.config["mtu_request"] = mtu
         except (PortError, OSError, ValueError) as e:

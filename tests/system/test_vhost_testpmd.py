@@ -1,6 +1,7 @@
 """vhost-user ports against real DPDK virtio-user front-ends (dpdk-testpmd).
 
-One pvs-vswitchd per test (its own rundir, sockets there through PVS_RUNDIR),
+One pvs-vswitchd per test (its own rundir, sockets there through PVS_RUNDIR,
+a bridge name unique to the pytest process),
 one testpmd with two virtio-user vdevs on --no-huge memory (a memfd, no huge
 pages needed), driven interactively through a pipe and killed by PID in
 teardown. testpmd runs on core 0 (--lcores 0@0,1@0), the switch's PMD on the
@@ -38,7 +39,8 @@ class DpdkTestpmd:
 
     def __init__(self, lab, tag, vdevs, extra=(), fwd="io"):
         self.log = os.path.join(lab.tempdir("tp"), "testpmd.log")
-        args = ["dpdk-testpmd", "--lcores", "0@0,1@0", "--no-pci", "--no-huge", "-m", "512",
+        # line-buffered stdout: answers to `show port stats` reach the log at once
+        args = (["stdbuf", "-oL"] if shutil.which("stdbuf") else []) + ["dpdk-testpmd", "--lcores", "0@0,1@0", "--no-pci", "--no-huge", "-m", "512",
                 "--file-prefix", f"pvs{tag}{os.getpid()}"]
         for i, v in enumerate(vdevs):
             args += ["--vdev", f"net_virtio_user{i},{v}"]
@@ -57,14 +59,18 @@ class DpdkTestpmd:
 
     def stats(self):
         """{port: (rx, tx)} from a fresh `show port stats all`."""
+        return {p: (v[0], v[2]) for p, v in self.counters().items()}
+
+    def counters(self):
+        """{port: (rx pkts, rx bytes, tx pkts, tx bytes)} from `show port stats all`."""
         mark = len(self.output())
         self.cmd("show port stats all")
         time.sleep(0.5)
         text = self.output()[mark:]
         out = {}
-        for m in re.finditer(r"statistics for port (\d+).*?RX-packets:\s+(\d+).*?TX-packets:\s+(\d+)",
-                             text, re.S):
-            out[int(m.group(1))] = (int(m.group(2)), int(m.group(3)))
+        for m in re.finditer(r"statistics for port (\d+).*?RX-packets:\s+(\d+).*?RX-bytes:\s+(\d+)"
+                             r".*?TX-packets:\s+(\d+).*?TX-bytes:\s+(\d+)", text, re.S):
+            out[int(m.group(1))] = tuple(int(g) for g in m.groups()[1:])
         return out
 
     def wait_ready(self, n_ports=2, timeout=30):
@@ -82,6 +88,7 @@ class Switch:
         self.lab = lab
         self.rundir = lab.tempdir("vhu")
         self.env = dict(os.environ, PVS_RUNDIR=self.rundir)
+        self.br = f"vhb{os.getpid() % 4096:03x}"      # a bridge is a root-namespace device
         self.pid = None
         self.start()
 
@@ -103,11 +110,20 @@ class Switch:
 
     def port_stats(self):
         """{ofport: (rx, tx)} from pvs-ofctl dump-ports."""
-        text = self.run("pvs-ofctl", "dump-ports", "br0")
+        return {p: (v[0], v[2]) for p, v in self.port_counters().items()}
+
+    def port_counters(self):
+        """{ofport: (rx pkts, rx bytes, tx pkts, tx bytes, rx drop, tx drop)}."""
+        text = self.run("pvs-ofctl", "dump-ports", self.br)
         out = {}
-        for m in re.finditer(r"port\s+(\d+): rx pkts=(\d+).*?\n\s+tx pkts=(\d+)", text):
-            out[int(m.group(1))] = (int(m.group(2)), int(m.group(3)))
+        for m in re.finditer(r"port\s+(\d+): rx pkts=(\d+), bytes=(\d+), drop=(\d+).*?\n"
+                             r"\s+tx pkts=(\d+), bytes=(\d+), drop=(\d+)", text):
+            rx, rxb, rxd, tx, txb, txd = (int(g) for g in m.groups()[1:])
+            out[int(m.group(1))] = (rx, rxb, tx, txb, rxd, txd)
         return out
+
+    def ofport(self, iface):
+        return int(self.run("pvs-vsctl", "get", "Interface", iface, "ofport"))
 
     def link_state(self, iface):
         return self.run("pvs-vsctl", "get", "Interface", iface, "link_state").strip().strip('"')
@@ -120,16 +136,16 @@ def lab():
 
 
 def _bridge(sw, ports, flows=True):
-    args = ["add-br", "br0"]
+    args = ["add-br", sw.br]
     for name, typ, opts in ports:
-        args += ["--", "add-port", "br0", name, "--", "set", "Interface", name, f"type={typ}",
+        args += ["--", "add-port", sw.br, name, "--", "set", "Interface", name, f"type={typ}",
                  *[f"options:{k}={v}" for k, v in opts.items()]]
     sw.run("pvs-vsctl", *args)
     a, b = ports[0][0], ports[1][0]
     if flows:
-        sw.run("pvs-ofctl", "del-flows", "br0")
-        sw.run("pvs-ofctl", "add-flow", "br0", f"in_port={a},actions=output:{b}")
-        sw.run("pvs-ofctl", "add-flow", "br0", f"in_port={b},actions=output:{a}")
+        sw.run("pvs-ofctl", "del-flows", sw.br)
+        sw.run("pvs-ofctl", "add-flow", sw.br, f"in_port={a},actions=output:{b}")
+        sw.run("pvs-ofctl", "add-flow", sw.br, f"in_port={b},actions=output:{a}")
 
 
 def _both_ways(sw, tp, before_sw=None, timeout=30):
@@ -209,4 +225,116 @@ def test_two_queue_pairs(lab):
     _both_ways(sw, tp)
     text = tp.output()
     assert "RX queue number: 2" in text and "Tx queue number: 2" in text, text[-2000:]
+    tp.kill()
+
+
+# ------------------------------------------------------------- jumbo frames --
+
+def test_jumbo_frames_both_ways(lab):
+    """mtu_request=9000 on both ports (set at run time: the datapath's packet
+    pool grows to 9 KiB slots), testpmd sends 9000- and 9014-byte frames (the
+    largest MTU 9000 allows) as 5-segment chains out of both ports; they come
+    back through mergeable RX buffers (2 KiB mbufs). Port-to-port flows;
+    every frame is counted once on each side, with its bytes, no drops."""
+    sw = Switch(lab)
+    _bridge(sw, [("vhu0", "dpdkvhostuser", {}), ("vhu1", "dpdkvhostuser", {})])
+    sw.run("pvs-vsctl", "set", "Interface", "vhu0", "mtu_request=9000", "--",
+           "set", "Interface", "vhu1", "mtu_request=9000")
+    assert wait_for(lambda: sw.run("pvs-vsctl", "get", "Interface", "vhu1", "mtu").strip() == "9000")
+    tp = DpdkTestpmd(lab, "j", [f"path={sw.sock('vhu0')},queues=1", f"path={sw.sock('vhu1')},queues=1"],
+                     extra=["--max-pkt-len=9018", "--enable-scatter"], fwd="rxonly")
+    tp.wait_ready()
+    assert wait_for(lambda: sw.link_state("vhu0") == "up" and sw.link_state("vhu1") == "up")
+    features = int(sw.run("pvs-vsctl", "get", "Interface", "vhu0", "status:features").strip().strip('"'), 16)
+    assert features & (1 << 15), "MRG_RXBUF not negotiated"
+    of = [sw.ofport("vhu0"), sw.ofport("vhu1")]
+    tp.cmd("set burst 32")
+    for size, segs in ((9000, "2048,2048,2048,2048,808"), (9014, "2048,2048,2048,2048,822")):
+        sw0, tp0 = sw.port_counters(), tp.counters()
+        tp.cmd(f"set txpkts {segs}")
+        tp.cmd("start tx_first")                          # 32 frames out of each port
+        assert wait_for(lambda: all(c[0] - tp0[p][0] >= 32 for p, c in tp.counters().items()), 15, 0.2), \
+            (tp.counters(), sw.port_counters(), tp.output()[-2000:])
+        tp.cmd("stop")
+        sw1, tp1 = sw.port_counters(), tp.counters()
+        for p, q in ((0, 1), (1, 0)):                     # testpmd port p -> switch -> port q
+            sent, got = tp1[p][2] - tp0[p][2], tp1[q][0] - tp0[q][0]
+            rx = [sw1[of[p]][k] - sw0[of[p]][k] for k in range(6)]
+            tx = [sw1[of[q]][k] - sw0[of[q]][k] for k in range(6)]
+            assert sent == got == rx[0] == tx[2] == 32, (size, p, sent, got, rx, tx)
+            assert tp1[p][3] - tp0[p][3] == rx[1] == tx[3] == tp1[q][1] - tp0[q][1] == 32 * size
+            assert rx[4] == tx[5] == 0
+    st = sw.run("pvs-vsctl", "get", "Interface", "vhu1", "status")
+    assert 'guest_frame_oversize="0"' in st and 'guest_rx_buffer_too_small="0"' in st, st
+    tp.kill()
+
+
+# ----------------------------------------------------------------- idle PMD --
+
+def pmd_threads(pid):
+    """{tid: (utime+stime in s, run time in s)} of the daemon's threads pinned
+    to one CPU (the PMDs): /proc stat ticks, and schedstat's nanoseconds."""
+    out, hz = {}, os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        d = f"/proc/{pid}/task/{tid}"
+        try:
+            with open(f"{d}/status") as f:
+                cpus = re.search(r"Cpus_allowed_list:\s*(\S+)", f.read()).group(1)
+            with open(f"{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"{d}/schedstat") as f:
+                run_ns = int(f.read().split()[0])
+        except (FileNotFoundError, AttributeError):
+            continue
+        if cpus.isdigit():
+            out[int(tid)] = ((int(fields[11]) + int(fields[12])) / hz, run_ns / 1e9)
+    return out
+
+
+def pmd_cpu_share(pid, seconds):
+    """(stat, schedstat) share of one core the PMD thread(s) used over `seconds`."""
+    t0, a = time.monotonic(), pmd_threads(pid)
+    time.sleep(seconds)
+    b, t1 = pmd_threads(pid), time.monotonic()
+    return tuple(sum(b[t][k] - a.get(t, (0, 0))[k] for t in b) / (t1 - t0) for k in (0, 1))
+
+
+def rx_counts(tp):
+    st = tp.stats()
+    return tuple(st.get(p, (0, 0))[0] for p in (0, 1))
+
+
+def test_idle_pmd_sleeps_on_kicks(lab):
+    """Two connected testpmd guests in rxonly, no traffic: the PMD serving
+    their vhost ports sleeps on the kick eventfds (figure printed: its CPU
+    over PVS_IDLE_SECONDS, default 10). Then, with pmd-sleep-max at 10 s so
+    that a lost wake-up would show as seconds of delay, single packets sent
+    after long idle periods are forwarded at once, both ways."""
+    sw = Switch(lab)
+    _bridge(sw, [("vhu0", "dpdkvhostuser", {}), ("vhu1", "dpdkvhostuser", {})])
+    tp = DpdkTestpmd(lab, "i", [f"path={sw.sock('vhu0')},queues=1", f"path={sw.sock('vhu1')},queues=1"],
+                     fwd="rxonly")
+    tp.wait_ready()
+    tp.cmd("start")
+    assert wait_for(lambda: sw.link_state("vhu0") == "up" and sw.link_state("vhu1") == "up")
+    time.sleep(2)
+    share, run = pmd_cpu_share(sw.pid, float(os.environ.get("PVS_IDLE_SECONDS", 10)))
+    print(f"idle PMD with two silent vhost-user guests: {share * 100:.2f}% of one core "
+          f"(utime+stime; schedstat run time {run * 100:.2f}%)")
+    assert run < 0.005, sw.run("pvs-appctl", "dpif-netdev/pmd-stats-show")
+
+    sw.run("pvs-vsctl", "set", "Open_vSwitch", ".", "other_config:pmd-sleep-max=10000000")
+    tp.cmd("stop")
+    tp.cmd("set burst 1")
+    for idle in (8, 3):
+        time.sleep(idle)                          # the PMD's sleeps grow to seconds
+        before = rx_counts(tp)
+        t0 = time.monotonic()
+        tp.cmd("start tx_first")                  # one packet out of each port
+        assert wait_for(lambda: all(a > b for a, b in zip(rx_counts(tp), before)), 2.5, 0.1), (
+            f"first packet after {idle} s idle not forwarded within 2.5 s: rx {before} -> "
+            f"{rx_counts(tp)}\n{tp.output()[-2000:]}")
+        print(f"first packets after {idle} s idle: both received within "
+              f"{time.monotonic() - t0:.2f} s (stats polling included)")
+        tp.cmd("stop")
     tp.kill()

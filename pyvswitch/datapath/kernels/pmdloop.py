@@ -15,7 +15,10 @@ not empty at the end of an iteration, or C_MAX_ITER iterations passed.
 Idle: after C_SPIN_POLLS empty iterations the loop sleeps in ppoll() on the
 wake eventfd (C_WAKE_FD, written by the control thread) plus the rx rows'
 IO_FDs, with a timeout doubling from 1 us up to C_SLEEP_MAX_US (0: never
-sleep, busy-poll like OVS's default). Cycles (rdtsc) of iterations that got
+sleep, busy-poll like OVS's default). Rows with IO_FD_ARM (vhost-user) are
+armed first (portio.rx_arm: enable kicks, re-check the ring, give the kick
+fd; ARM_BUSY cancels the sleep) and disarmed after it; the timeout may grow
+to FD_SLEEP_MAX_US when every rxq can wake the PMD. Cycles (rdtsc) of iterations that got
 packets count as busy, the others (sleep included) as idle.
 
 Recirculation: packets whose actions end in recirc(id) wait on the PMD's
@@ -189,24 +192,69 @@ def _poll_rxq(p, t, j, now):
 
 
 @kernel(nrt=False)
+def _disarm(p, nrows, k):
+    """rx_disarm the first nrows rxqs with IO_FD_ARM; their fds sit in
+    pollfds from slot k on, in rxq order."""
+    for j in range(nrows):
+        r = p.rxq[j]
+        io = view_i64(p.rowptr[r], pio.IO_COLS)
+        if io[pio.IO_FD] == pio.IO_FD_ARM:
+            rev = (p.pollfds[k, 1] >> 16) if k < p.pollfds.shape[0] else 0
+            k += portio.rx_disarm(view_u8(p.memptr[r, 0], p.memptr[r, 1]), io, rev)
+
+
+@kernel(nrt=False)
+def _arm(p, k):
+    """rxqs with IO_FD_ARM (vhost-user) enable their notifications and add
+    their fd to the poll set from slot k (portio.rx_arm). Returns (poll set
+    size, 1 if every rxq can wake the PMD), or (-1, 0) if one has work."""
+    wakes = 1
+    for j in range(p.ctl[C_NRXQ]):
+        r = p.rxq[j]
+        io = view_i64(p.rowptr[r], pio.IO_COLS)
+        if io[pio.IO_FD] != pio.IO_FD_ARM:
+            if io[pio.IO_FD] < 0:
+                wakes = 0
+            continue
+        fd = portio.rx_arm(view_u8(p.memptr[r, 0], p.memptr[r, 1]), io)
+        if fd >= 0 and k < p.pollfds.shape[0]:
+            p.pollfds[k, 0] = fd
+            p.pollfds[k, 1] = 1
+            k += 1
+        elif fd == pio.ARM_BUSY:
+            _disarm(p, j, p.ctl[C_NPOLL])
+            return -1, 0
+        elif fd != pio.ARM_IDLE:
+            wakes = 0
+    return k, wakes
+
+
+@kernel(nrt=False)
 def _sleep(p):
     smax = p.ctl[C_SLEEP_MAX_US]
     if smax <= 0:
         return
-    if p.ctl[C_FD_WAKES] != 0:
-        # Every rxq's fd is in the poll set: traffic wakes us at once, so a
-        # longer sleep costs no latency (pmd-sleep-max bounds the lateness of
-        # rxqs that cannot wake us, e.g. vhost-user without kicks).
+    nfds, wakes = p.ctl[C_NPOLL], p.ctl[C_FD_WAKES]
+    if wakes == 0:
+        nfds, wakes = _arm(p, nfds)
+        if nfds < 0:
+            return
+    if wakes != 0:
+        # Every rxq can wake us (its fd is in the poll set, or it is armed, or
+        # it cannot receive): traffic wakes us at once, so a longer sleep costs
+        # no latency (pmd-sleep-max bounds the lateness of rxqs that cannot
+        # wake us, e.g. vhost-user without a kick fd).
         smax = max(smax, FD_SLEEP_MAX_US)
     us = min(max(p.ctl[C_SLEEP_US] * 2, 1), smax)
     p.ctl[C_SLEEP_US] = us
-    nfds = p.ctl[C_NPOLL]
-    for k in range(nfds):
+    for k in range(p.ctl[C_NPOLL]):
         p.pollfds[k, 1] = 1                       # events = POLLIN, revents = 0
     p.timespec[0] = us // 1000000
     p.timespec[1] = (us % 1000000) * 1000
     p.stats[S_SLEEPS] += 1
     c_ppoll(p.pollfds.ctypes.data, nfds, p.timespec.ctypes.data, 0)
+    if p.ctl[C_FD_WAKES] == 0:
+        _disarm(p, p.ctl[C_NRXQ], p.ctl[C_NPOLL])
     if nfds > 0 and p.pollfds[0, 0] >= 0 and (p.pollfds[0, 1] >> 16) != 0:
         c_read(p.pollfds[0, 0], p.timespec.ctypes.data, 8)
 

@@ -43,6 +43,22 @@ except ImportError:                           # pragma: no cover
 
 
 @kernel(nrt=False)
+def _arm_none(mem, io):
+    return pio.ARM_NO_FD
+
+
+@kernel(nrt=False)
+def _disarm_none(mem, io, revents):
+    return 0
+
+
+try:
+    from pyvswitch.ports.vhost.notify import rx_arm as vhu_arm, rx_disarm as vhu_disarm
+except ImportError:                           # pragma: no cover
+    vhu_arm, vhu_disarm = _arm_none, _disarm_none
+
+
+@kernel(nrt=False)
 def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
     t = io[pio.IO_TYPE]
     if t == pio.PT_DUMMY:
@@ -85,3 +101,18 @@ def tx_flush(mem, io, qstats):
         tap_flush(mem, io, qstats)
     elif t == pio.PT_VHOST:
         vhu_flush(mem, io, qstats)
+
+
+@kernel(nrt=False)
+def rx_arm(mem, io):
+    """Before an idle sleep (rows with IO_FD == IO_FD_ARM): see ports/io.py."""
+    if io[pio.IO_TYPE] == pio.PT_VHOST:
+        return vhu_arm(mem, io)
+    return pio.ARM_NO_FD
+
+
+@kernel(nrt=False)
+def rx_disarm(mem, io, revents):
+    if io[pio.IO_TYPE] == pio.PT_VHOST:
+        return vhu_disarm(mem, io, revents)
+    return 0

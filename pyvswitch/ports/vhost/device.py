@@ -88,6 +88,7 @@ class Device:
     def reset(self):
         with self.quiesce():
             self._stop_all()
+            self.gm.ctl[L.G_RARP] = 0            # a pending announcement goes with the peer
             self.gm.clear()
             self.gm.clear_log()
         for r in self.rings:
@@ -282,12 +283,13 @@ class Device:
             if fd >= 0:
                 os.close(fd)
             return self._ack(msg)
+        # force: the PMDs must stop using the old fd (a sleeping PMD polls the
+        # kick fd) before it is closed
         if msg.req == P.SET_VRING_KICK:
             old, r.kick = r.kick, fd
-            self._commit()
         else:
             old, r.call = r.call, fd
-            self._commit(force=True)
+        self._commit(force=True)
         if old is not None and old >= 0:
             os.close(old)
         return self._ack(msg)
@@ -313,7 +315,18 @@ class Device:
         return msg.req, P.U64.pack(L.MAX_REGIONS)
 
     def _send_rarp(self, msg):
+        """Inject a RARP from the guest MAC (rarp.py): the PMD polling queue 0
+        puts it in front of the guest's frames, now or once the ring runs."""
+        if not self.proto & (1 << P.PF_RARP):
+            self._count("unknown_requests")
+            log.warn("SEND_RARP without the RARP protocol feature: ignored")
+            return self._ack(msg, False)
+        mac = msg.payload[:6]
         self._count("rarp_requests")
+        with self.quiesce():
+            self.gm.ctl[L.G_RARP_MAC] = int.from_bytes(mac, "little")
+            self.gm.ctl[L.G_RARP] = 1
+        log.info("SEND_RARP: announcing %s", ":".join(f"{b:02x}" for b in mac))
         return self._ack(msg)
 
     # -- ring state -> control words

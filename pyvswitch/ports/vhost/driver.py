@@ -8,7 +8,8 @@
     q = Vring(gmem, off, n, buf_size)          desc table, avail, used and n
                   buffers of buf_size bytes carved out at gmem offset off
     q.addr_payload(index, log=None)            SET_VRING_ADDR payload
-    q.post_tx(frame, hdr_len=12, chunks=None)  one chain (split in chunks)
+    q.post_tx(frame, hdr_len=12, chunks=None)  one chain (split in chunks; by
+                  default one buffer, or as many full buffers as needed)
     q.post_rx(count=None)                      writable chains, one buffer each
     q.reap() -> [(id, len)]                    new used elements
     q.rx_frames(hdr_len) -> [bytes]            reap an RX ring, merge buffers
@@ -110,7 +111,8 @@ class Vring:
     def post_tx(self, frame, hdr_len=12, chunks=None):
         """Queue header + frame as one chain; False if the ring is full."""
         data = bytes(hdr_len) + bytes(frame)
-        chunks = chunks or [len(data)]
+        if chunks is None:                  # one buffer, or a chain of full ones (jumbo)
+            chunks = [min(self.buf_size, len(data) - o) for o in range(0, len(data), self.buf_size)]
         if len(chunks) > len(self.free) or sum(chunks) != len(data):
             return False
         ids = [self.free.pop(0) for _ in chunks]

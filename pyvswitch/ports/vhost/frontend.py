@@ -8,6 +8,7 @@
     fe.send(frames, q=0) -> n    queue frames on TX queue q (vring 2q+1)
     fe.recv(q=0) -> [frames]     frames the back-end delivered on RX queue q
     fe.blast(frame, n, q=0)      compiled: re-post one frame n times (load)
+    fe.send_rarp(mac)            SEND_RARP (as QEMU after a live migration)
     fe.close()
 
     gmem=DriverMemory(...) puts the rings in a memory shared with other
@@ -15,9 +16,11 @@
 
 Works against our own port types and against DPDK's vhost PMD. Memory is a
 memfd (DriverMemory), rings and buffers come from driver.Vring. The RX ring
-is kept full of 2 KiB writable buffers; MRG_RXBUF frames are merged. Kicks:
-we write the kick eventfd after each batch (the back-end may ignore them);
-calls are not needed (we poll). Single thread; not for the switch's PMDs.
+is kept full of 2 KiB writable buffers; MRG_RXBUF frames are merged. Kicks
+as virtio-user: after each batch, unless the back-end set NO_NOTIFY in
+used.flags (a polling back-end does; a sleeping one clears it and waits for
+the kick); calls are not needed (we poll). Single thread; not for the
+switch's PMDs.
 """
 
 import os
@@ -30,17 +33,20 @@ from pyvswitch.ports.vhost import layout as L
 from pyvswitch.ports.vhost import protocol as P
 from pyvswitch.ports.vhost._jit import hot
 from pyvswitch.ports.vhost.driver import DriverMemory, Vring
+from pyvswitch.ports.vhost.frontend_kernels import kick_if_wanted
 from pyvswitch.ports.vhost.memops import ld16, st16_release
 
 WANT = (1 << L.F_VERSION_1) | (1 << L.F_MRG_RXBUF) | (1 << L.F_PROTOCOL_FEATURES) | (1 << L.F_MQ)
-WANT_PROTO = (1 << P.PF_MQ) | (1 << P.PF_REPLY_ACK) | (1 << P.PF_STATUS)
+WANT_PROTO = (1 << P.PF_MQ) | (1 << P.PF_REPLY_ACK) | (1 << P.PF_STATUS) | (1 << P.PF_RARP)
 
 
 @hot
-def blast_kernel(mem, desc, avail, used, n, bufs, buf_size, gpa_bufs, length, count, avail_idx):
+def blast_kernel(mem, desc, avail, used, n, bufs, buf_size, gpa_bufs, length, count, avail_idx,
+                 kick_fd, one_addr):
     """Post `count` one-descriptor TX chains whose buffers already hold the
-    frame (descriptor i -> buffer i); waits for room by polling used.idx.
-    Returns the new avail idx."""
+    frame (descriptor i -> buffer i); waits for room by polling used.idx;
+    kicks after each batch when the back-end wants it. Returns the new
+    avail idx."""
     posted = 0
     spins = 0
     while posted < count and spins < 100000000:
@@ -62,6 +68,7 @@ def blast_kernel(mem, desc, avail, used, n, bufs, buf_size, gpa_bufs, length, co
             st16_release(mem, avail + 4 + 2 * i, i)
         avail_idx = (avail_idx + k) & 0xFFFF
         st16_release(mem, avail + 2, avail_idx)
+        kick_if_wanted(mem, used, kick_fd, one_addr)
         posted += k
     return avail_idx
 
@@ -78,6 +85,8 @@ class VirtioUser:
         self.calls = [os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC) for _ in range(2 * queues)]
         self.sock = self._listener = None
         self.features = self.proto = 0
+        self._one = np.ones(1, np.int64)              # eventfd write buffer
+        self.kicks_sent = 0
 
     # -- control
     def _open_socket(self, timeout):
@@ -163,8 +172,19 @@ class VirtioUser:
             bases.append(self._ask(P.GET_VRING_BASE, P.STATE.pack(i, 0)).state()[1])
         return bases
 
+    def send_rarp(self, mac):
+        """Ask the back-end to announce `mac` (6 bytes or "aa:bb:..") with a
+        RARP from this port; needs the RARP protocol feature."""
+        if isinstance(mac, str):
+            mac = bytes.fromhex(mac.replace(":", ""))
+        if not self.proto & (1 << P.PF_RARP):
+            raise P.ProtocolError("back-end did not offer the RARP protocol feature")
+        self._send(P.SEND_RARP, bytes(mac)[:6].ljust(8, b"\0"), ack=True)
+
     def _kick(self, i):
-        os.eventfd_write(self.kicks[i], 1)
+        ring = self.tx[i // 2] if i % 2 else self.rx[i // 2]
+        self.kicks_sent += int(kick_if_wanted(self.g.mem, ring.used, self.kicks[i],
+                                              self._one.ctypes.data))
 
     # -- data
     def send(self, frames, q=0):
@@ -196,9 +216,9 @@ class VirtioUser:
         ring.reap()
         ring.free = []                                # the kernel owns the ring now
         idx = blast_kernel(self.g.mem, ring.desc, ring.avail, ring.used, ring.n, ring.bufs,
-                           ring.buf_size, ring.g.gpa + ring.bufs, len(data), count, ring.avail_idx)
+                           ring.buf_size, ring.g.gpa + ring.bufs, len(data), count, ring.avail_idx,
+                           self.kicks[2 * q + 1], self._one.ctypes.data)
         ring.avail_idx = int(idx)
-        self._kick(2 * q + 1)
 
     def close(self):
         for s in (self.sock, self._listener):

@@ -3,9 +3,13 @@
 All rings of all ports live in one DriverMemory (`mem`), so one kernel call
 can move frames between ports. A ring is one row of an int64 table R:
 
-    R[r] = desc, avail, used, n, bufs, buf_size, avail_idx, used_seen
+    R[r] = desc, avail, used, n, bufs, buf_size, avail_idx, used_seen,
+           kick fd (-1 none), the constant 1 (eventfd write buffer), kicks sent
 
 (offsets into mem; row 2p = RX ring of port p (vring 2q), 2p+1 = its TX ring).
+tx_publish kicks the back-end like virtio-user does: after publishing
+avail.idx, a full fence, then a kick unless used.flags has NO_NOTIFY (a
+polling back-end sets it; a sleeping one clears it and waits for the kick).
 Descriptor i always owns buffer i: RX descriptors are written once (writable,
 buf_size) and only their ids are re-posted; a TX packet goes into the slot
 avail_idx mod n. That needs a back-end that completes one-descriptor chains
@@ -27,12 +31,17 @@ import time
 
 import numpy as np
 
+from pyvswitch.core.intrinsics import fence_seq_cst
 from pyvswitch.core.jit import JIT
+from pyvswitch.core.libc import c_write
 from pyvswitch.ports.vhost._jit import hot
-from pyvswitch.ports.vhost.memops import ld16_acquire, ld32, ld64, st16, st16_release, st32, st64
+from pyvswitch.ports.vhost.memops import (ld16, ld16_acquire, ld32, ld64, st16, st16_release, st32,
+                                          st64)
 
 HDR = 12
-DESC, AVAIL, USED, N, BUFS, BSZ, AIDX, USEEN = range(8)
+DESC, AVAIL, USED, N, BUFS, BSZ, AIDX, USEEN, KICK, ONE, KICKS = range(11)
+R_COLS = 11
+VRING_USED_F_NO_NOTIFY = 1
 IO, MAC, MACSWAP, RXONLY, TXONLY = range(5)
 MODES = {"io": IO, "mac": MAC, "macswap": MACSWAP, "rxonly": RXONLY, "txonly": TXONLY}
 # port stats columns
@@ -137,8 +146,30 @@ def tx_put(mem, R, r, gpa, src, ln):
 
 
 @hot
+def kick_if_wanted(mem, used, fd, one_addr):
+    """After publishing avail.idx: full fence, then write the kick eventfd
+    (8 bytes at one_addr, holding 1) unless used.flags has NO_NOTIFY (the
+    back-end clears it, fences, then re-reads avail.idx before it sleeps).
+    Returns 1 if it kicked."""
+    if fd < 0:
+        return 0
+    fence_seq_cst()
+    if (ld16(mem, used) & VRING_USED_F_NO_NOTIFY) != 0:
+        return 0
+    c_write(fd, one_addr, 8)
+    return 1
+
+
+@hot
+def kick(mem, R, r):
+    R[r, KICKS] += kick_if_wanted(mem, R[r, USED], R[r, KICK],
+                                  R.ctypes.data + (r * R.shape[1] + ONE) * 8)
+
+
+@hot
 def tx_publish(mem, R, r):
     st16_release(mem, R[r, AVAIL] + 2, R[r, AIDX])
+    kick(mem, R, r)
 
 
 @hot
@@ -294,17 +325,17 @@ def pg_rounds(mem, R, gpa, txr, rxr, burst, rounds, g, lat, tmpl_off, tlen, offs
                 rx_refill(mem, R, rxr, ids, k)
 
 
-def ring_row(ring):
+def ring_row(ring, kick_fd=-1):
     return [ring.desc, ring.avail, ring.used, ring.n, ring.bufs, ring.buf_size, ring.avail_idx,
-            ring.used_seen]
+            ring.used_seen, kick_fd, 1, 0]
 
 
 def ring_table(fes):
     """R for VirtioUser front-ends sharing one DriverMemory (queue 0 each)."""
     rows = []
     for fe in fes:
-        rows += [ring_row(fe.rx[0]), ring_row(fe.tx[0])]
-    return np.array(rows, dtype=np.int64)
+        rows += [ring_row(fe.rx[0], fe.kicks[0]), ring_row(fe.tx[0], fe.kicks[1])]
+    return np.array(rows, dtype=np.int64).reshape(-1, R_COLS)
 
 
 def ring_table_back(fes, R):

@@ -13,8 +13,8 @@ quiesce) and never the array object:
                                   aligned to 2 MiB (or its block size)
 
 Invariants: the control thread writes the control words only while every
-PMD is parked (quiesce), except the error counters (PMDs add to them) and
-the per-vring lock word. Kernels check every guest-derived index against
+PMD is parked (quiesce); PMDs write the error counters, the per-vring lock
+word, V_BROKEN and G_RARP (cleared once injected). Kernels check every guest-derived index against
 V_N and every translated range against the region table before any access.
 
 Vring numbering: vring 2q is the guest's receive queue of pair q (our tx),
@@ -44,6 +44,8 @@ G_MRG = 8                     # MRG_RXBUF negotiated
 G_EVENT_IDX = 9               # RING_F_EVENT_IDX negotiated
 G_SCRATCH = 10                # eventfd read buffer
 G_LAST_REG = 11               # translation cache hint (racy, only a hint)
+G_RARP = 12                   # 1: inject a RARP for G_RARP_MAC (rarp.py; the PMD clears it)
+G_RARP_MAC = 13               # SEND_RARP's MAC: its 6 bytes, little-endian
 
 # error counters (PMDs add to them; names in ERR_NAMES)
 ERR_BASE = 16
@@ -87,7 +89,7 @@ V_CALLS = 12           # calls made (eventfd writes)
 V_PACKETS = 13         # chains consumed / frames delivered
 V_PUBLISHED = 14       # used idx last published to the guest
 V_NB0 = 15             # 2 words: tx scratch (num_buffers offsets), under V_LOCK
-V_KICK_FD = 17         # -1: none (informational; the PMD polls)
+V_KICK_FD = 17         # -1: none; an idle PMD sleeps on it (notify.py)
 CTRL_WORDS = VR_BASE + MAX_VRINGS * VR_WORDS         # 864 words < CTRL_BYTES / 8
 
 # io row columns of vhost rows (ports/io.py IO_X0 on)
@@ -95,6 +97,7 @@ from pyvswitch.ports.io import IO_X0  # noqa: E402
 
 X_VRING = IO_X0        # rx rows: the vring polled (2q+1)
 X_TXHINT = IO_X0 + 1   # tx rows: spread PMDs over the tx vring map
+X_ARMED = IO_X0 + 2    # rx rows: kick fd armed for the PMD's current sleep, -1 none (notify.py)
 
 # virtio constants
 VRING_DESC_F_NEXT = 1

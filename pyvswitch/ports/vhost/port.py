@@ -77,8 +77,9 @@ class _VhostPort(Port):
             raise PortError(f"{name}: n_rxq must be in [1, {L.MAX_QP}]")
         self.path = self._path()
         self.gm = self.dev = None
-        self.counters = {k: 0 for k in PROTO_ERRORS}
-        self.counters.update(connections=0, reconnect_attempts=0, rejected_connections=0)
+        self.ctl_counters = {k: 0 for k in PROTO_ERRORS}
+        self.ctl_counters.update(connections=0, reconnect_attempts=0, rejected_connections=0,
+                                 rarp_requests=0)
         self._rx, self._tx = {}, {}
         self._thread = None
         self._conn = self._listen = None
@@ -95,7 +96,7 @@ class _VhostPort(Port):
         except MemError as e:
             raise PortError(f"{self.name}: {e}") from None
         self.gm.reset_ctl()
-        self.dev = Device(self.gm, self.n_rxq, self.quiesce, self.counters)
+        self.dev = Device(self.gm, self.n_rxq, self.quiesce, self.ctl_counters)
         self.dev.on_change = self._link_changed
         try:
             if not self.client:
@@ -159,6 +160,8 @@ class _VhostPort(Port):
         if row is None:
             row = self._rx[queue] = self._row(queue)
             row[L.X_VRING] = 2 * queue + 1
+            row[pio.IO_FD] = pio.IO_FD_ARM            # an idle PMD sleeps on the kick fd
+            row[L.X_ARMED] = -1
         return row, self.gm.mem
 
     def tx_io(self, pmd_id):
@@ -196,7 +199,7 @@ class _VhostPort(Port):
             for i, name in enumerate(L.ERR_NAMES):
                 st[name] = str(int(c[L.ERR_BASE + i]))
             st["guest_calls"] = str(sum(int(c[L.vr(i) + L.V_CALLS]) for i in range(L.MAX_VRINGS)))
-        for k, v in self.counters.items():
+        for k, v in self.ctl_counters.items():
             st[k] = str(v)
         return st
 
@@ -230,7 +233,7 @@ class _VhostPort(Port):
         sel.close()
 
     def _connect(self):
-        self.counters["reconnect_attempts"] += 1
+        self.ctl_counters["reconnect_attempts"] += 1
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             s.connect(self.path)
@@ -243,7 +246,7 @@ class _VhostPort(Port):
     def _accepted(self, s):
         s.settimeout(RECV_TIMEOUT)
         self._conn = s
-        self.counters["connections"] += 1
+        self.ctl_counters["connections"] += 1
         log.info("%s: vhost-user peer connected (%s)", self.name, self.path)
 
     def _poll(self):
@@ -266,14 +269,14 @@ class _VhostPort(Port):
             elif key.data == "listen":
                 s, _ = self._listen.accept()
                 if self._conn is not None:
-                    self.counters["rejected_connections"] += 1
+                    self.ctl_counters["rejected_connections"] += 1
                     s.close()
                 else:
                     self._accepted(s)
             elif key.data == "conn" and self._conn is not None:
                 self._message()
         if self._conn is not None and self.dev.broken():
-            self.counters["broken_ring_disconnects"] += 1
+            self.ctl_counters["broken_ring_disconnects"] += 1
             log.warn("%s: guest ring broken: disconnecting", self.name)
             self._disconnect()
 
@@ -285,7 +288,7 @@ class _VhostPort(Port):
             self._disconnect()
             return
         except P.ProtocolError as e:
-            self.counters["bad_message"] += 1
+            self.ctl_counters["bad_message"] += 1
             log.warn("%s: %s: disconnecting", self.name, e)
             self._disconnect()
             return

@@ -5,6 +5,7 @@
         (the guest's TX queue 2q+1), copy each chain minus the virtio-net
         header into a pool slot, return the chain in the used ring (len 0),
         publish used.idx once per burst and call the guest if it wants it.
+        Queue 0 puts a pending SEND_RARP frame first (rarp.py).
     tx_one(mem, io, pool, slot, off, length, qstats) -> 1/0
         Deliver a frame into the guest's RX queue chosen from the tx vring
         map: a zeroed header with num_buffers, the frame, spread over as many
@@ -40,11 +41,12 @@ from pyvswitch.core.pool import HEADROOM
 from pyvswitch.ports import io as pio
 from pyvswitch.ports.vhost.memops import (cadd, cset, cw, ld16, ld16_acquire, ld16_relaxed, ld32,
                                           ld64, st32, st16_release)
+from pyvswitch.ports.vhost.rarp import RARP_LEN, put_rarp
 from pyvswitch.ports.vhost.layout import (E_AVAIL_JUMP, E_BAD_DESC_ADDR,
                                           E_BAD_DESC_FLAGS, E_BAD_DESC_INDEX, E_CHAIN_TOO_LONG,
                                           E_NO_RX_BUFFERS, E_NOT_READY, E_RX_BUF_SMALL,
                                           E_RX_OVERSIZE, ERR_BASE, G_EVENT_IDX, G_HDR_LEN,
-                                          G_LAST_REG, G_LOG_BYTES, G_LOG_MOFF, G_LOG_ON, G_MRG,
+                                          G_LAST_REG, G_LOG_BYTES, G_LOG_MOFF, G_LOG_ON, G_MRG, G_RARP,
                                           G_NREG, G_NTXV, G_ONE, MAX_QP, MAX_REGIONS, MAX_VRINGS,
                                           R_GPA, R_MOFF, R_SIZE, R_WORDS, REG_BASE, TXMAP_BASE,
                                           V_AVAIL, V_BROKEN, V_CALL_FD, V_CALLS, V_DESC, V_LAST_AVAIL,
@@ -181,6 +183,19 @@ def _read_chain(mem, v, head, hdr, dst, cap):
 
 
 @hot
+def _inject_rarp(mem, pool, slots, offs, lens, nmax, qstats):
+    """SEND_RARP pending: the RARP frame as the first received frame (rarp.py)."""
+    if nmax < 1 or slots[0] < 0 or slots[0] >= pool.shape[0] or pool.shape[1] < HEADROOM + RARP_LEN:
+        return 0
+    offs[0] = HEADROOM
+    lens[0] = put_rarp(mem, pool[slots[0]], HEADROOM)
+    cset(mem, G_RARP, 0)
+    qstats[pio.Q_RX_PACKETS] += 1
+    qstats[pio.Q_RX_BYTES] += lens[0]
+    return 1
+
+
+@hot
 def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
     ring = io[X_VRING]
     if ring < 0 or ring >= MAX_VRINGS:
@@ -188,21 +203,23 @@ def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
     v = VR_BASE + ring * VR_WORDS
     if cw(mem, v + V_READY) == 0:
         return 0
+    nmax = min(n_max, slots.shape[0], offs.shape[0], lens.shape[0])
+    got = 0
+    if cw(mem, G_RARP) != 0 and ring == 1:
+        got = _inject_rarp(mem, pool, slots, offs, lens, nmax, qstats)
     n, avail = cw(mem, v + V_N), cw(mem, v + V_AVAIL)
     aidx = ld16_acquire(mem, avail + 2)
     last = cw(mem, v + V_LAST_AVAIL)
     navail = (aidx - last) & 0xFFFF
     if navail == 0:
-        return 0
+        return got
     if navail > n:
         _broken(mem, v, E_AVAIL_JUMP)
-        return 0
+        return got
     fence_acquire()
     hdr = cw(mem, G_HDR_LEN)
     cap = np.int64(pool.shape[1]) - HEADROOM
-    nmax = min(n_max, slots.shape[0], offs.shape[0], lens.shape[0])
     uidx = cw(mem, v + V_USED_IDX)
-    got = 0
     taken = 0
     while taken < navail and got < nmax:
         head = ld16(mem, avail + 4 + 2 * (last & (n - 1)))
