@@ -1,4 +1,4 @@
-"""The daemon's appctl commands (and the RPCs behind pvs-ofctl and pvs-vsctl).
+"""The daemon's appctl commands (and the RPC behind pvs-vsctl; pvs-ofctl speaks OpenFlow).
 
 Each handler takes the list of string arguments and returns text; errors are
 raised as CommandError with the message the CLI prints. Handlers run on the

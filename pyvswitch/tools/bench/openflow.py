@@ -5,8 +5,8 @@ pyvswitch and, in the same run and with the same client, Open vSwitch.
         [--reps 3] [--pin-rates 20000,50000,0] [--pin-seconds 5] [--quick]
 
 The client is ours (pyvswitch.openflow codec) and plays the controller: it
-listens on 127.0.0.1 and the switch under test connects to it
-(`set-controller tcp:127.0.0.1:PORT`, fail_mode=secure, protocols=OpenFlow13).
+listens on a unix socket and the switch under test connects to it
+(`set-controller unix:PATH`, fail_mode=secure, protocols=OpenFlow13).
 
 flow-mods: N OpenFlow 1.3 OFPFC_ADD messages (`priority=100,ip,nw_dst=<N
 distinct addresses>,actions=output:1`), encoded before the clock starts,
@@ -28,7 +28,10 @@ Rate 0 = as fast as the generator can (one Python process).
 windows (under 2 minutes).
 
 Open vSwitch is Debian's ovs-vswitchd and ovsdb-server, in a run directory
-and database of their own, stopped by PID afterwards. CPU layout on a 2-core
+and database of their own and in a network namespace of their own (only one
+ovs-vswitchd with a netdev bridge works per namespace: others may be running
+one), stopped by PID afterwards; the veth's switch end moves into that
+namespace, the generator's end stays outside. CPU layout on a 2-core
 machine: the client and the generator on core 0 (taskset/sched_setaffinity);
 pyvswitch's PMD thread on core 1 (pmd-cpu-mask), its other threads and all of
 ovs-vswitchd and ovsdb-server unpinned.
@@ -63,6 +66,7 @@ OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 LOCK_FILE = "/run/pvof-bench.lock"
 TAG = f"{os.getpid() % 1000:03d}"
 VETH_SW, VETH_GEN = f"pvofa{TAG}", f"pvofb{TAG}"    # switch end, generator end
+OVS_NETNS = f"pvofns{TAG}"
 OFP13 = 4
 BLOB_XID = 0x10000000            # xids of the pre-encoded flow mods start here
 T_ERROR, T_ECHO_REQ, T_ECHO_REP, T_PACKET_IN, T_MP_REPLY, T_BARRIER_REP = 1, 2, 3, 10, 19, 21
@@ -335,10 +339,10 @@ class PyVSwitch(Switch):
         return {"PVS_RUNDIR": self.dir}
 
     def ctl(self, prog, *args, **kw):
-        return run(system.tool(prog), *args, env=self._env(), timeout=kw.pop("timeout", 60), **kw)
+        # generous: a cold numba cache makes the first reconfiguration slow
+        return run(system.tool(prog), *args, env=self._env(), timeout=kw.pop("timeout", 600), **kw)
 
-    def start(self, port):
-        self.dir = tempfile.mkdtemp(prefix="pvof-pvs-")
+    def start(self, target):
         all_cpus = ",".join(str(c) for c in range(os.cpu_count() or 1))
         run("taskset", "-c", all_cpus, system.tool("pvs-vswitchd"), "--rundir", self.dir,
             "--detach", "--log-file", env=self._env(), timeout=120)
@@ -349,7 +353,7 @@ class PyVSwitch(Switch):
                  "datapath_type=netdev", "protocols=OpenFlow13", "fail_mode=secure",
                  "--", "add-port", self.bridge, VETH_SW, "--", "set", "Interface", VETH_SW,
                  "type=afpacket", "ofport_request=1")
-        self.ctl("pvs-vsctl", "set-controller", self.bridge, f"tcp:127.0.0.1:{port}")
+        self.ctl("pvs-vsctl", "set-controller", self.bridge, target)
 
     def describe(self):
         r = self.ctl("pvs-vsctl", "show", check=False)
@@ -376,32 +380,39 @@ class Ovs(Switch):
                 "OVS_PKGDATADIR": "/usr/share/openvswitch"}
 
     def vsctl(self, *args, **kw):
-        return run("ovs-vsctl", f"--db=unix:{self.dir}/db.sock", "--timeout=30", *args,
-                   env=self._env(), **kw)
+        return run("ovs-vsctl", f"--db=unix:{self.dir}/db.sock", "--timeout=120", *args,
+                   env=self._env(), timeout=180, **kw)
 
     def appctl(self, target, *args, **kw):
         return run("ovs-appctl", "-t", f"{self.dir}/{target}.ctl", "--timeout=20", *args,
                    env=self._env(), **kw)
 
-    def start(self, port):
-        d = self.dir = tempfile.mkdtemp(prefix="pvof-ovs-")
+    def start(self, target):
+        d = self.dir
+        if os.path.exists(f"/run/netns/{OVS_NETNS}"):
+            run("ip", "netns", "del", OVS_NETNS, check=False)
+        run("ip", "netns", "add", OVS_NETNS)
+        self.netns = OVS_NETNS
+        run("ip", "-n", OVS_NETNS, "link", "set", "lo", "up")
+        run("ip", "link", "set", VETH_SW, "netns", OVS_NETNS)
+        run("ip", "-n", OVS_NETNS, "link", "set", VETH_SW, "up")
         run("ovsdb-tool", "create", f"{d}/conf.db", OVS_SCHEMA)
         run("ovsdb-server", f"{d}/conf.db", f"--remote=punix:{d}/db.sock",
             f"--pidfile={d}/ovsdb-server.pid", "--detach", f"--log-file={d}/ovsdb-server.log",
-            f"--unixctl={d}/ovsdb-server.ctl", "-vconsole:off", env=self._env())
+            f"--unixctl={d}/ovsdb-server.ctl", "-vconsole:off", env=self._env(), ns=OVS_NETNS)
         self._pid(f"{d}/ovsdb-server.pid", "ovsdb-server")
         self.vsctl("--no-wait", "init")
         self.vsctl("--no-wait", "set", "Open_vSwitch", ".",
                    f"other_config:pmd-cpu-mask={hex(1 << self.args.switch_cpu)}")
         run("ovs-vswitchd", f"unix:{d}/db.sock", f"--pidfile={d}/ovs-vswitchd.pid", "--detach",
             f"--log-file={d}/ovs-vswitchd.log", f"--unixctl={d}/ovs-vswitchd.ctl",
-            "-vconsole:off", env=self._env(), timeout=120)
+            "-vconsole:off", env=self._env(), timeout=120, ns=OVS_NETNS)
         self.pid = self._pid(f"{d}/ovs-vswitchd.pid", "ovs-vswitchd")
         self.vsctl("add-br", self.bridge, "--", "set", "bridge", self.bridge,
                    "datapath_type=netdev", "protocols=OpenFlow13", "fail_mode=secure",
                    "--", "add-port", self.bridge, VETH_SW, "--", "set", "Interface", VETH_SW,
                    "ofport_request=1")
-        self.vsctl("set-controller", self.bridge, f"tcp:127.0.0.1:{port}", "--", "set",
+        self.vsctl("set-controller", self.bridge, target, "--", "set",
                    "Controller", self.bridge, "connection_mode=out-of-band")
 
     def describe(self):
@@ -420,13 +431,15 @@ class Ovs(Switch):
         self.save_logs(["ovs-vswitchd.log", "ovsdb-server.log"])
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if getattr(self, "netns", None):      # takes the veth's switch end with it
+            run("ip", "netns", "del", self.netns, check=False)
 
 
 SWITCHES = {"pyvswitch": PyVSwitch, "ovs": Ovs}
 
 
 # ------------------------------------------------------------------ measurements
-def accept_controller(server, timeout=60.0):
+def accept_controller(server, timeout=300.0):
     server.settimeout(timeout)
     sock, _ = server.accept()
     sock.settimeout(None)
@@ -499,9 +512,10 @@ def measure_packet_ins(ctl, rate, seconds, warmup=1.0, first_timeout=30.0):
 
 
 def veth_up(cleanup):
-    if os.path.exists(f"/sys/class/net/{VETH_SW}"):
-        run("ip", "link", "del", VETH_SW, check=False)
-    cleanup.append(lambda: run("ip", "link", "del", VETH_SW, check=False))
+    for dev in (VETH_SW, VETH_GEN):
+        if os.path.exists(f"/sys/class/net/{dev}"):
+            run("ip", "link", "del", dev, check=False)
+    cleanup.append(lambda: run("ip", "link", "del", VETH_GEN, check=False))
     run("ip", "link", "add", VETH_SW, "type", "veth", "peer", "name", VETH_GEN)
     for dev in (VETH_SW, VETH_GEN):
         run("sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1", check=False)
@@ -518,15 +532,17 @@ def uptime():
 def bench_switch(args, name, rawdir, blob):
     sw = SWITCHES[name](args, rawdir)
     res = {"switch": name, "flow_mods": [], "packet_ins": [], "errors": []}
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", 0))
+    # the controller socket in the switch's run directory (Open vSwitch only
+    # connects to unix: controllers there)
+    sw.dir = tempfile.mkdtemp(prefix=f"pvof-{name}-")
+    path = os.path.join(sw.dir, "controller.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
     server.listen(4)
-    port = server.getsockname()[1]
     ctl = None
     try:
-        log(f"{name}: starting (controller port {port})")
-        sw.start(port)
+        log(f"{name}: starting (controller unix:{path})")
+        sw.start(f"unix:{path}")
         res["version"] = sw.version()
         ctl = accept_controller(server)
         time.sleep(0.5)
@@ -592,7 +608,7 @@ def render_markdown(summary, meta):
              f"Total time: {meta['elapsed_s']:.0f} s", ""]
     names = list(summary)
     lines += ["## Flow-mods over the wire (OpenFlow 1.3, pipelined, barrier at the end)", "",
-              f"{meta['flows']} OFPFC_ADD flow mods, one TCP connection, median of "
+              f"{meta['flows']} OFPFC_ADD flow mods, one connection (unix socket), median of "
               f"{meta['reps']} rep(s) [min-max].", "",
               "| switch | flow-mods/s | delete-all + barrier (s) |", "|---|---|---|"]
     for n in names:
@@ -682,13 +698,13 @@ def main(argv=None):
             "raw_dir": os.path.relpath(rawdir, REPO)}
     meta["setup"] = {
         "client": "pyvswitch.openflow codec, one process; the switch connects to it as its "
-                  "controller (tcp:127.0.0.1, fail_mode=secure, protocols=OpenFlow13)",
+                  "controller (unix socket, fail_mode=secure, protocols=OpenFlow13)",
         "flow mods": "priority=100,ip,nw_dst=10.0.0.1..N,actions=output:1; encoded before "
                      "the clock starts, written back to back, then one barrier",
         "packet-in": "only flow priority=0,actions=CONTROLLER:65535; generator: raw AF_PACKET "
                      "socket in a separate Python process, 64-byte UDP frames into a veth "
                      "pair, switch end = port 1 (pyvswitch type=afpacket, OVS "
-                     "datapath_type=netdev system port)",
+                     "datapath_type=netdev system port, OVS in a netns of its own)",
         "CPU": f"client and generator on core {args.gen_cpu}; pmd-cpu-mask core "
                f"{args.switch_cpu} for both switches; other switch threads unpinned "
                f"({os.cpu_count()} CPUs)",
@@ -704,8 +720,8 @@ def main(argv=None):
            for s in (signal.SIGTERM, signal.SIGHUP)}
     interrupted = None
     try:
-        veth_up(cleanup)
         for name in args.switches:
+            veth_up(cleanup)                  # afresh: OVS's netns took the last one
             results.append(bench_switch(args, name, rawdir, blob))
     except KeyboardInterrupt:
         interrupted = "interrupted"
