@@ -20,8 +20,8 @@ does). Like xlate, NORMAL learns unless learn=False. Pure formatting over
 xlate; same threading rules as xlate.
 """
 
-import ipaddress
 
+from pyvswitch.datapath import actions as DA
 from pyvswitch.datapath import layout
 from pyvswitch.openflow import fields as F
 from pyvswitch.openflow.match import Match, format_match
@@ -103,54 +103,9 @@ def format_megaflow(words, mask):
     return ",".join(parts)
 
 
-# 'set' fields: datapath name -> (dpctl header, key, text kind, bits); the
-# same text as datapath/actions.py's format_actions (ofproto may not import it).
-_SET = {"eth_src": ("eth", "src", "mac", 48), "eth_dst": ("eth", "dst", "mac", 48),
-        "ipv4_src": ("ipv4", "src", "ip4", 32), "ipv4_dst": ("ipv4", "dst", "ip4", 32),
-        "ipv4_tos": ("ipv4", "tos", "hex", 8), "ipv4_ttl": ("ipv4", "ttl", "int", 8),
-        "ipv6_src": ("ipv6", "src", "ip6", 128), "ipv6_dst": ("ipv6", "dst", "ip6", 128),
-        "ipv6_tclass": ("ipv6", "tclass", "hex", 8),
-        "ipv6_label": ("ipv6", "label", "hex", 20),
-        "ipv6_hlimit": ("ipv6", "hlimit", "int", 8)}
-for _p in ("tcp", "udp", "sctp"):
-    for _d in ("src", "dst"):
-        _SET[f"{_p}_{_d}"] = (_p, _d, "int", 16)
-
-
-def _set_text(kind, v):
-    if kind == "mac":
-        return F.format_mac(v)
-    if kind == "ip4":
-        return str(ipaddress.IPv4Address(v))
-    if kind == "ip6":
-        return str(ipaddress.IPv6Address(v))
-    return f"{v:#x}" if kind == "hex" else str(v)
-
-
 def format_dp_actions(actions):
-    if not actions:
-        return "drop"
-    out = []
-    for a in actions:
-        if a[0] == "output":
-            out.append(str(a[1]))
-        elif a[0] in ("pop_vlan", "drop"):
-            out.append(a[0])
-        elif a[0] == "set":
-            hdr, key, kind, bits = _SET[a[1]]
-            text = _set_text(kind, a[2])
-            if a[3] != (1 << bits) - 1:
-                text += "/" + _set_text(kind, a[3])
-            out.append(f"set({hdr}({key}={text}))")
-        elif a[0] == "userspace":
-            out.append(f"userspace(pid=0,userdata({a[1]:016x}))")
-        elif a[0] == "meter":
-            out.append(f"meter({a[1]:#x})")
-        elif a[0] == "set_vlan":
-            out.append(f"set(vlan(vid={a[1] & 0xFFF},pcp={a[1] >> 13}))")
-        else:
-            out.append(f"{a[0]}(vid={a[1] & 0xFFF},pcp={a[1] >> 13})")
-    return ",".join(out)
+    """The dpctl text of datapath actions (datapath/actions.py's)."""
+    return DA.format_actions(actions)
 
 
 def trace(ofp, key, now, learn=True, in_ofport=None):

@@ -47,6 +47,7 @@ from pyvswitch.openflow import fields as F
 from pyvswitch.ofproto import lacp as LACP
 from pyvswitch.ofproto import mirror as MI
 from pyvswitch.ofproto import normal as N
+from pyvswitch.ofproto import recirc as RC
 from pyvswitch.ofproto.xlate_commit import commit_fields
 
 MAX_DEPTH = 64
@@ -121,8 +122,14 @@ def xlate(ofp, key, now, learn=True, set_vlan=False, trace=False, in_ofport=None
     """in_ofport: start at this ofport instead of the key's dp_port (a trace
     entering by a patch port, which has no dp_port)."""
     flow = to_words(key)
+    rid = get(flow, "recirc_id")
+    frozen = RC.thaw(rid) if rid else None
+    if frozen is not None:
+        ofp = frozen.ofp                # the bridge that froze it (a patch may lie between)
     ctx = _Ctx(ofp, flow, now, learn, set_vlan, trace)
     ctx.examine("in_port")          # mapping dp_port -> ofport reads it
+    if rid:
+        return _resume(ctx, flow, rid, frozen)
     port = (ofp.port_by_dp(get(flow, "in_port")) if in_ofport is None
             else ofp.ports.get(in_ofport))
     if port is None:
@@ -138,6 +145,27 @@ def xlate(ofp, key, now, learn=True, set_vlan=False, trace=False, in_ofport=None
         _table(ctx, 0)
         if ctx.action_set and not ctx.error:
             XA.run_action_set(ctx)
+    return _result(ctx, flow)
+
+
+CT_STATE_NAMES = ("new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat")
+
+
+def _resume(ctx, flow, rid, frozen):
+    """A recirculated packet: resume the frozen translation (ct(table=N))."""
+    if frozen is None:
+        ctx.error = f"unknown recirc_id {rid:#x}"
+        ctx.note("drop (" + ctx.error + ")")
+        return _result(ctx, flow)
+    flow[layout.KEY_WORDS:] = frozen.words
+    put(flow, "in_port", frozen.in_port)
+    ctx.in_port = frozen.in_port
+    st = get(flow, "ct_state")
+    names = "|".join(n for i, n in enumerate(CT_STATE_NAMES) if st >> i & 1)
+    ctx.note(f"resume conntrack with ct_state={names or '0'}")
+    _table(ctx, frozen.table)
+    if ctx.action_set and not ctx.error:
+        XA.run_action_set(ctx)
     return _result(ctx, flow)
 
 

@@ -28,6 +28,7 @@ from pyvswitch.openflow import actions as A
 from pyvswitch.openflow import fields as F
 from pyvswitch.openflow.match import Match
 from pyvswitch.openflow.text import FlowMod, format_flow
+from pyvswitch.ofproto import recirc as RC
 from pyvswitch.ofproto import xlate as X
 from pyvswitch.ofproto import xlate_commit as XC
 from pyvswitch.ofproto import xlate_group
@@ -283,7 +284,41 @@ def _learn(ctx, act):
 
 
 def _ct(ctx, act):
-    ctx.note("-> connection tracking is not implemented yet: ct ignored", 1)
+    """ct(...): the datapath's ct action; with table=N the packet forks: a copy
+    goes through the tracker and resumes at table N on a recirculated pass
+    (frozen state, recirc.py), the original goes on untracked (as OVS)."""
+    if act.zone_field is not None:
+        f, start, n = act.zone_field
+        ctx.examine(f)
+        zone = (X.get(ctx.flow, f) >> start) & ((1 << n) - 1) & 0xFFFF
+    else:
+        zone = act.zone or 0
+    mark = label = None
+    for a in act.exec_actions:
+        if isinstance(a, A.SetField) and a.field == "ct_mark":
+            mark = (a.value & 0xFFFFFFFF, a.mask & 0xFFFFFFFF)
+        elif isinstance(a, A.SetField) and a.field == "ct_label":
+            label = (a.value, a.mask)
+    if act.nat is not None:
+        ctx.note("-> nat is not supported: the connection is tracked without it", 1)
+    if (mark or label) and not act.commit:
+        ctx.note("-> exec() needs commit: ignored", 1)
+        mark = label = None
+    X.commit(ctx)                               # the tracker sees the packet as it is now
+    ct = ("ct", zone, act.commit, mark, label)
+    if act.table is None:
+        ctx.actions.append(ct)
+        return
+    rid = RC.freeze(ctx.ofp, act.table, X.get(ctx.flow, "in_port"), ctx.flow)
+    ctx.note(f"-> A clone of the packet is forked to recirculate. The forked pipeline will be "
+             f"resumed at table {act.table}.", 1)
+    ctx.actions.append(("clone", [ct, ("recirc", rid)]))
+
+
+def _ct_clear(ctx, act):
+    for f in ("ct_state", "ct_zone", "ct_mark"):
+        X.put(ctx.flow, f, 0)
+    ctx.actions.append(("ct_clear",))
 
 
 X._HANDLERS.update({
@@ -301,7 +336,7 @@ X._HANDLERS.update({
     A.Group: xlate_group.group,
     A.Meter: _meter,
     A.Ct: _ct,
-    A.CtClear: lambda ctx, a: None,
+    A.CtClear: _ct_clear,
     A.Note: lambda ctx, a: None,
     A.Conjunction: lambda ctx, a: None,
     A.Learn: _learn,

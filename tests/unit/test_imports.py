@@ -3,8 +3,9 @@
 core <- proto <- ports <- datapath <- ofproto <- vswitchd; openflow beside
 proto (used by ofproto and the CLIs); conntrack called by datapath; db depends
 only on core; cli never imports the datapath (or ports, ofproto, vswitchd).
-The one exception is datapath.layout, the flow-key field table: constants
-that openflow maps its match fields onto.
+The exceptions: datapath.layout, the flow-key field table (constants that
+openflow maps its match fields onto), and datapath.actions for ofproto (the
+datapath actions' tuples and their dpctl text: pure Python).
 """
 
 import ast
@@ -22,7 +23,7 @@ ALLOWED = {
     "ports": {"core", "proto"},
     "conntrack": {"core", "proto", "datapath.layout"},  # layout: the key's field positions
     "datapath": {"core", "proto", "ports", "conntrack"},
-    "ofproto": {"core", "proto", "openflow", "datapath.layout"},
+    "ofproto": {"core", "proto", "openflow", "datapath.layout", "datapath.actions"},  # constants, text
     "db": {"core"},
     "vswitchd": {"core", "proto", "ports", "datapath", "openflow", "ofproto", "conntrack", "db"},
     "cli": {"core", "proto", "openflow", "db", "datapath.layout"},
