@@ -19,6 +19,23 @@ def _netns_ok():
 NETNS_OK = _netns_ok()
 
 
+def pytest_sessionstart(session):
+    """Compile the datapath once, before the first test: a cold numba cache
+    (CI, or after a datapath change) costs minutes that no test's timing
+    window should have to absorb."""
+    if os.environ.get("PVS_JIT", "1") == "0" or os.environ.get("PVS_NO_WARM"):
+        return
+    import sys
+    import time
+
+    from pyvswitch.tools.warm import warm_datapath
+    t0 = time.monotonic()
+    sys.stderr.write("compiling the datapath kernels (cached after the first run) ... ")
+    sys.stderr.flush()
+    warm_datapath(timeout=3600)
+    sys.stderr.write(f"{time.monotonic() - t0:.1f} s\n")
+
+
 def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs root and network namespaces")
     for item in items:
