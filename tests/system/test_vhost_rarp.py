@@ -37,7 +37,8 @@ def received(fe, want, timeout=10.0):
 def test_send_rarp_moves_the_mac(net_factory):
     net = net_factory()
     for name in ("vhu0", "vhu1"):
-        net.vsctl("add-port", net.br, name, "--", "set", "Interface", name, "type=dpdkvhostuser")
+        net.vsctl("add-port", net.br, name, "--", "set", "Interface", name, "type=dpdkvhostuser",
+                  timeout=300)                        # a cold numba cache compiles first
     fes = [VirtioUser(os.path.join(net.rundir, name)) for name in ("vhu0", "vhu1")]
     try:
         for fe in fes:

@@ -113,12 +113,12 @@ def test_idle_pmd_wakes_on_the_first_kick(pair):
     rng = random.Random(7)
     late = []
     for i in range(40):
-        time.sleep(rng.choice((0.0005, 0.003, 0.02, 0.1)) if i else 1.0)
+        time.sleep(rng.choice((0.0005, 0.003, 0.02, 0.1, 0.6)) if i else 1.0)
         t0 = time.monotonic()
         got = p.through([frame(60, i)], src=i % 2, timeout=6)
         dt = time.monotonic() - t0
         assert got == [frame(60, i)]
-        if dt > 0.05:
+        if dt > 0.25:                      # a lost wake-up waits out a sleep of ~0.1-1 s
             late.append((i, round(dt, 3)))
     assert not late, late
     assert p.dp.pmd_stats()[p.dp.pmds[0].core]["sleeps"] > 0
