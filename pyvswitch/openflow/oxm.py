@@ -157,8 +157,8 @@ _ORDER = ["dp_hash", "recirc_id", "in_port", "dl_src", "dl_dst", "dl_type",
           "nw_frag", "<tos>", "nw_ecn", "nw_ttl", "nw_proto", "tp_src", "tp_dst",
           "tcp_flags", "icmp_type", "icmp_code", "icmpv6_type", "icmpv6_code",
           "arp_op", "arp_spa", "arp_tpa", "arp_sha", "arp_tha", "tun_id",
-          "tun_src", "tun_dst", *[f"reg{i}" for i in range(8)], "pkt_mark",
-          "ct_zone", "ct_mark", "metadata"]
+          "tun_src", "tun_dst", *[f"reg{i}" for i in range(16)], "pkt_mark",
+          "ct_state", "ct_zone", "ct_mark", "ct_label", "metadata"]
 _VLAN_NAMES = ("dl_vlan", "dl_vlan_pcp", "vlan_tci", "vlan_vid", "vlan_pcp")
 
 
@@ -230,7 +230,9 @@ def encode_fields(match, oxm=True):
         v, m = items.pop("nw_tos", None) or (items["ip_dscp"][0] << 2, 0xFC)
         items.pop("ip_dscp", None)
         items["<tos>"] = (v & 0xFC, m & 0xFC)
-    for name in _ORDER:
+    # every field of the match goes out: the known order first, then the rest
+    rest = [n for n in items if n not in _ORDER and n not in _VLAN_NAMES and n != "ip_dscp"]
+    for name in _ORDER + sorted(rest):
         if name == "<vlan>":
             out.append(_encode_vlan(match, oxm))
             continue
