@@ -528,3 +528,25 @@ def ct_delete(t, row):
         ok = 1
     _unlock(t)
     return ok
+
+
+@kernel(nrt=False)
+def ct_delete_tuple(t, q):
+    """Remove the connection of tuple q (either direction); 1 if there was one."""
+    if not _lock(t):
+        return 0
+    v = _find(t, q)
+    if v >= 0:
+        _remove(t, v >> 1)
+    _unlock(t)
+    return 1 if v >= 0 else 0
+
+
+def make_tuple(zone, proto, src, dst, sport=0, dport=0, v6=False):
+    """The uint64[T_WORDS] tuple of a connection (Python side: flush by tuple)."""
+    q = np.zeros(T_WORDS, np.uint64)
+    q[T_META] = np.uint64((zone & 0xFFFF) << 16 | (proto & 0xFF) << 8 | (6 if v6 else 4))
+    q[T_SRC_HI], q[T_SRC_LO] = np.uint64(src >> 64), np.uint64(src & (2**64 - 1))
+    q[T_DST_HI], q[T_DST_LO] = np.uint64(dst >> 64), np.uint64(dst & (2**64 - 1))
+    q[T_PORTS] = np.uint64((sport & 0xFFFF) << 16 | (dport & 0xFFFF))
+    return q

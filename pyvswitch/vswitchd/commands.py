@@ -39,6 +39,8 @@ def register_all(sw):
     register_bond(sw, reg)
     from pyvswitch.vswitchd import tnlctl   # ovs/route/*, tnl/neigh/* (native tunnels)
     tnlctl.register(sw, reg)
+    from pyvswitch.vswitchd import ctctl    # dpctl/*conntrack*, ct-*
+    ctctl.register(sw, reg)
 
 
 def _exit(sw):

@@ -154,6 +154,7 @@ class Switch:
         if now >= self._next_stats:
             self._next_stats = now + STATS_INTERVAL
             self.revalidator.sweep(now)
+            self.dpif.ct_sweep()     # expired connections out of the conntrack table
             self.write_status()
 
     def close(self):
