@@ -37,14 +37,16 @@ def wait_for(fn, timeout=20.0, step=0.2):
 class DpdkTestpmd:
     """dpdk-testpmd in interactive mode; commands go through stdin."""
 
-    def __init__(self, lab, tag, vdevs, extra=(), fwd="io"):
+    def __init__(self, lab, tag, vdevs, extra=(), fwd="io", mem=("--no-huge", "-m", "512"),
+                 mbufs=16384):
         self.log = os.path.join(lab.tempdir("tp"), "testpmd.log")
         # line-buffered stdout: answers to `show port stats` reach the log at once
-        args = (["stdbuf", "-oL"] if shutil.which("stdbuf") else []) + ["dpdk-testpmd", "--lcores", "0@0,1@0", "--no-pci", "--no-huge", "-m", "512",
-                "--file-prefix", f"pvs{tag}{os.getpid()}"]
+        args = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
+        args += ["dpdk-testpmd", "--lcores", "0@0,1@0", "--no-pci", *mem,
+                 "--file-prefix", f"pvs{tag}{os.getpid()}"]
         for i, v in enumerate(vdevs):
             args += ["--vdev", f"net_virtio_user{i},{v}"]
-        args += ["--", "-i", f"--forward-mode={fwd}", "--total-num-mbufs=16384", *extra]
+        args += ["--", "-i", f"--forward-mode={fwd}", f"--total-num-mbufs={mbufs}", *extra]
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=open(self.log, "w"),
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
         lab.track(self.proc.pid)
@@ -226,6 +228,82 @@ def test_two_queue_pairs(lab):
     _both_ways(sw, tp)
     text = tp.output()
     assert "RX queue number: 2" in text and "Tx queue number: 2" in text, text[-2000:]
+    tp.kill()
+
+
+# ------------------------------------------------- run-time SET_MEM_TABLE --
+
+HUGE_PAGES = 192                 # 2 MB pages: testpmd -m 64 grows to about 220 MB
+
+
+def _meminfo():
+    with open("/proc/meminfo") as f:
+        return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f)}
+
+
+def _set_nr_hugepages(n):
+    with open("/proc/sys/vm/nr_hugepages", "w") as f:
+        f.write(str(n))
+
+
+@pytest.fixture
+def hugedir(lab):
+    """A hugetlbfs mount of its own with HUGE_PAGES free 2 MB pages, reserved
+    here when the machine has fewer (and given back); skips saying why not."""
+    info = _meminfo()
+    if info.get("Hugepagesize") != 2048:
+        pytest.skip(f"needs 2 MB huge pages (Hugepagesize: {info.get('Hugepagesize')} kB)")
+    total, free = info["HugePages_Total"], info["HugePages_Free"]
+    if free < HUGE_PAGES:
+        try:
+            _set_nr_hugepages(total + HUGE_PAGES - free)
+        except OSError as e:
+            pytest.skip(f"cannot reserve huge pages (/proc/sys/vm/nr_hugepages: {e.strerror})")
+        got = _meminfo()["HugePages_Free"]
+        if got < HUGE_PAGES:
+            _set_nr_hugepages(total)
+            pytest.skip(f"asked the kernel for {HUGE_PAGES - free} more 2 MB huge pages, "
+                        f"{got} free (memory too fragmented or too small)")
+    d = lab.tempdir("huge")
+    r = subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "pvs-hugetlbfs", d],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        if free < HUGE_PAGES:
+            _set_nr_hugepages(total)
+        pytest.skip(f"cannot mount hugetlbfs on {d}: {r.stderr.strip()}")
+    yield d
+    subprocess.run(["umount", "-l", d], capture_output=True)
+    if free < HUGE_PAGES:
+        _set_nr_hugepages(total)
+
+
+def test_runtime_mem_table_from_testpmd(lab, hugedir):
+    """testpmd on huge pages with a small -m (64 MB, --single-file-segments:
+    one region): virtio-user starts its devices (memory table of 64 MB, rings
+    set up), then testpmd's 65536-mbuf pool outgrows the preallocation and
+    DPDK hot-plugs memory; virtio-user's memory callback pauses the rings
+    (SET_VRING_ENABLE 0), sends the bigger table and resumes them. The switch
+    remaps with its PMDs parked (Device._set_mem_table: quiesce), re-translates
+    the rings, and traffic then flows both ways."""
+    sw = Switch(lab)
+    _bridge(sw, [("vhu0", "dpdkvhostuser", {}), ("vhu1", "dpdkvhostuser", {})])
+    tp = DpdkTestpmd(lab, "h", [f"path={sw.sock('vhu0')},queues=1", f"path={sw.sock('vhu1')},queues=1"],
+                     mem=("--single-file-segments", "-m", "64", "--huge-dir", hugedir), mbufs=65536)
+    tp.wait_ready()
+    assert wait_for(lambda: sw.link_state("vhu0") == "up" and sw.link_state("vhu1") == "up")
+
+    def counter(iface, name):
+        st = sw.run("pvs-vsctl", "get", "Interface", iface, "status")
+        m = re.search(rf'{name}="?(\d+)', st)
+        return int(m.group(1)) if m else -1
+    assert wait_for(lambda: all(counter(i, "mem_table_remaps") >= 1 for i in ("vhu0", "vhu1")), 30), \
+        (sw.run("pvs-vsctl", "get", "Interface", "vhu0", "status"), tp.output()[-2000:])
+    with open(os.path.join(sw.rundir, "pvs-vswitchd.log")) as f:
+        sizes = [int(m.group(2), 16) for m in re.finditer(r"memory table( \(remap\))?: gpa=\S+ size=(0x[0-9a-f]+)",
+                                                           f.read())]
+    assert len(sizes) >= 4 and sizes[-1] > sizes[0], sizes        # it grew
+    tp.cmd("start tx_first 4")
+    _both_ways(sw, tp)
     tp.kill()
 
 

@@ -208,6 +208,9 @@ class Device:
     def _set_mem_table(self, msg):
         regions = P.unpack_mem_table(msg.payload)
         ok = True
+        # a run-time remap: rings were set up on the old table (running, or
+        # paused by SET_VRING_ENABLE 0 as virtio-user does around it)
+        remap = self.gm.regions and any(r.addr is not None for r in self.rings)
         with self.quiesce():
             self._stop_all()
             try:
@@ -217,8 +220,10 @@ class Device:
                 self._count("bad_mem_table")
                 ok = False
             self._commit(locked=True)
-        log.info("memory table: %s", ", ".join(f"gpa={g:#x} size={s:#x} uva={u:#x}"
-                                                for g, s, u, _ in regions))
+        if ok:
+            self._count("mem_table_remaps" if remap else "mem_tables")
+        log.info("memory table%s: %s", " (remap)" if remap else "",
+                 ", ".join(f"gpa={g:#x} size={s:#x} uva={u:#x}" for g, s, u, _ in regions))
         if not ok and not msg.need_reply:
             raise P.ProtocolError("bad memory table")
         return self._ack(msg, ok)

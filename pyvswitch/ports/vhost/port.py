@@ -79,7 +79,7 @@ class _VhostPort(Port):
         self.gm = self.dev = None
         self.ctl_counters = {k: 0 for k in PROTO_ERRORS}
         self.ctl_counters.update(connections=0, reconnect_attempts=0, rejected_connections=0,
-                                 rarp_requests=0)
+                                 rarp_requests=0, mem_tables=0, mem_table_remaps=0)
         self._rx, self._tx = {}, {}
         self._thread = None
         self._conn = self._listen = None

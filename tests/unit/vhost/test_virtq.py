@@ -145,6 +145,7 @@ def test_runtime_mem_table_keeps_indices_and_array(session):
     assert s.gm.mem is mem_before
     s.tx[0].post_tx(frame(60, 2))
     assert s.rx_burst() == [frame(60, 2)]
+    assert s.counters["mem_tables"] == 1 and s.counters["mem_table_remaps"] == 1
 
 
 def test_dirty_log(session):
