@@ -31,7 +31,6 @@ Mirror rows into Mirror objects, port names into ofports); xlate calls
 Single-threaded, like xlate.
 """
 
-import inspect
 from dataclasses import dataclass, field
 
 from pyvswitch.ofproto import normal as N
@@ -133,13 +132,4 @@ def _flood_rspan(ctx, m, vlan, pcp, output):
 
 
 def _call(output, ofport, tci):
-    """output(ofport, tci); an older one-argument callback gets the ofport
-    only (the copy then leaves with the packet's input tag)."""
-    try:
-        n = len(inspect.signature(output).parameters)
-    except (TypeError, ValueError):
-        n = 2
-    if n >= 2:
-        output(ofport, tci)
-    else:
-        output(ofport)
+    output(ofport, tci)

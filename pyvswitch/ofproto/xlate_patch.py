@@ -62,7 +62,7 @@ def patch_output(ctx, port, tci):
     ctx.depth += 1
     ctx.shift += 1
     if peer_ofp.mirrors:
-        MI.mirror_input(ctx, lambda p: X._emit(ctx, p, ctx.in_tci, mirror=False))
+        MI.mirror_input(ctx, lambda p, t: X._emit(ctx, p, t, mirror=False))
     X._table(ctx, 0)
     if ctx.action_set and not ctx.error:
         X.XA.run_action_set(ctx)
