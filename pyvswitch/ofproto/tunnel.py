@@ -303,6 +303,9 @@ def translate(tnl, ofp_of_dp, xlate, key, now, learn=True):
         r = xlate(ofp, key, now, learn=learn)
     if tnl is not None and tnl.snoops(ofp):
         tnl.snoop(ofp, key, r.mask, now, learn)
+    # a neighbour miss must not be cached: the next packet asks again (the
+    # ARP request is rate limited) until the reply is snooped
+    r.no_install = tnl is not None and tnl.drops["neigh_miss"] in r.rules_hit
     return ofp, r
 
 

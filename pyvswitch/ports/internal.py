@@ -16,15 +16,27 @@ Threads: as tap.py.
 """
 
 import hashlib
+import os
 
 from pyvswitch.ports import netdev
 from pyvswitch.ports.base import register
 from pyvswitch.ports.tap import TapPort, rx_burst, tx_flush, tx_one  # noqa: F401 (the kernels)
 
 
+def _netns_id():
+    """The network namespace's inode: two hosts (namespaces) with a bridge of
+    the same name (br-phy on each, as the tunnelling recipe has it) must not
+    share its MAC."""
+    try:
+        return b"@%d" % os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return b""
+
+
 def stable_mac(name):
-    """A locally administered unicast MAC derived from the port name."""
-    h = bytearray(hashlib.sha256(b"pyvswitch-internal:" + name.encode()).digest()[:6])
+    """A locally administered unicast MAC derived from the port name and the
+    network namespace (stable across restarts in the same namespace)."""
+    h = bytearray(hashlib.sha256(b"pyvswitch-internal:" + name.encode() + _netns_id()).digest()[:6])
     h[0] = (h[0] & 0xFC) | 0x02
     return bytes(h)
 

@@ -189,6 +189,17 @@ class TapPort(Port):
             for row in [self._rx_row] + list(self._tx.values()):
                 row[pio.IO_MTU] = mtu
 
+    def run(self, now):
+        """Follow the link state in the io rows: an internal port is created
+        down and brought up later by the user (`ip link set br-phy up`);
+        until then the kernel refuses what we write to it."""
+        if self.fd < 0 or self._rx_row is None:
+            return
+        up = int(self.link_up())
+        for row in [self._rx_row] + list(self._tx.values()):
+            if row[pio.IO_LINK_UP] != up:
+                row[pio.IO_LINK_UP] = up
+
     def set_mac(self, mac):
         try:
             netdev.set_mac(self.name, mac)

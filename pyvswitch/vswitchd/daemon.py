@@ -309,6 +309,9 @@ class Switch:
                 if ofp is None:   # a port that is going away: drop, cached on in_port
                     out.append(([], r if r is not None else in_port_mask(int(in_ports[i]))))
                     continue
+                if getattr(r, "no_install", False):   # tunnel neighbour miss: not cached
+                    out.append((r.actions, None))
+                    continue
                 out.append((r.actions, r.mask))
                 self.revalidator.remember(ofp.name, keys[i], r.mask, r.rules_hit + r.tables_hit)
                 if r.learned:
@@ -327,7 +330,11 @@ class Switch:
                 if br is not None and br.lacp_rx(int(in_port), bytes(packet), self.clock.now()):
                     self.wake()
                 return
-            handler = getattr(br.ofproto, "packet_in", None) if br is not None else None
+            ofp = br.ofproto if br is not None else None
+            if ofp is None and int(in_port) in self.tnl.vport_dst:   # came out of a tunnel
+                tp = self.tnl.receive(key)
+                ofp = tp.ofp if tp is not None else None
+            handler = getattr(ofp, "packet_in", None) if ofp is not None else None
             if handler is not None:
                 handler(bytes(packet), int(arg), key, self.clock.now())
 
@@ -356,7 +363,7 @@ class Switch:
         def check(key, mask, actions):
             with self.lock:
                 ofp, r = self.translate(key, now, learn=False)
-                if ofp is None:
+                if ofp is None or getattr(r, "no_install", False):
                     return None
                 changed = not (np.array_equal(r.mask, mask) and list(r.actions) == list(actions))
                 self.revalidator.remember(ofp.name, key, r.mask, r.rules_hit + r.tables_hit,

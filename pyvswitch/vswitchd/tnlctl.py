@@ -23,6 +23,7 @@ import ipaddress
 from pyvswitch.core import vlog
 from pyvswitch.datapath.kernels.parse import parse_packet_ref
 from pyvswitch.ofproto import tunnel as TN
+from pyvswitch.ports import netdev
 from pyvswitch.ports.vxlan import VxlanVport
 from pyvswitch.vswitchd import netlink as NL
 from pyvswitch.vswitchd.neigh import mac_text, parse_mac
@@ -58,7 +59,7 @@ def sync(sw):
             if i.type == "vxlan" and getattr(i.port, "cfg", None) is not None:
                 want_ports.append((br, i))
             elif i.type == "internal" and i.dp_port >= 0 and i.port.mac:
-                devs[i.name] = TN.Dev(br.ofproto, i.ofport, i.dp_port, int.from_bytes(i.port.mac, "big"))
+                devs[i.name] = TN.Dev(br.ofproto, i.ofport, i.dp_port, _mac(i.name, i.port.mac))
     need = {i.port.cfg.dst_port for _, i in want_ports}
     for dst in sorted(need - set(st.vport_objs)):
         vp = VxlanVport(dst)
@@ -90,6 +91,15 @@ def sync(sw):
     st.next_refresh = sw.clock.now() + REFRESH
 
 
+def _mac(name, default):
+    """The device's MAC as the kernel has it now (`ip link set br-phy
+    address ...` changes it behind the port's back)."""
+    try:
+        return int.from_bytes(netdev.get_mac(name), "big")
+    except OSError:
+        return int.from_bytes(default or bytes(6), "big")
+
+
 def _read_kernel():
     try:
         return NL.dump_addrs(), NL.dump_routes()
@@ -103,8 +113,14 @@ def run(sw, now):
     if now >= st.next_refresh:
         st.next_refresh = now + REFRESH
         addrs, routes = _read_kernel()
-        if addrs is not None:
-            with sw.lock:
+        macs = {name: _mac(name, None) for name in tnl.devs}
+        with sw.lock:
+            for name, mac in macs.items():
+                dev = tnl.devs.get(name)
+                if dev is not None and mac and dev.mac != mac:
+                    dev.mac = mac
+                    tnl.bump()
+            if addrs is not None:
                 tnl.set_system(addrs, routes)
     with sw.lock:
         pending, tnl.pending = tnl.pending, []

@@ -92,6 +92,9 @@ def test_neighbour_miss_sends_arp_and_drops():
     assert arp[ARP].hwsrc == "02:00:00:00:00:11"
     xlate(bint, parse_packet_ref(vm_frame(), DP_VM), 0.5)
     assert len(tnl.pending) == 1                 # rate limited per next hop
+    # the daemon does not cache a neighbour miss: the next packet asks again
+    ofp, r = TN.translate(tnl, {DP_VM: bint}.get, xlate, parse_packet_ref(vm_frame(), DP_VM), 0.7)
+    assert ofp is bint and r.no_install
     # revalidation (learn=False) sends nothing
     xlate(bint, parse_packet_ref(vm_frame(), DP_VM), 5.0, learn=False)
     assert len(tnl.pending) == 1
