@@ -31,13 +31,44 @@ import types as _pytypes
 JIT = os.environ.get("PVS_JIT", "1") != "0"
 
 
+_IMPORTS = {}
+
+
+def _imported_files(path):
+    """Files of the pyvswitch modules a source file imports at module level:
+    `from pyvswitch.datapath.layout import KEY_WORDS` leaves only an int in
+    the globals, but the kernel depends on layout.py all the same."""
+    if path not in _IMPORTS:
+        out = set()
+        try:
+            import ast
+            with open(path) as f:
+                tree = ast.parse(f.read(), filename=path)
+        except (OSError, SyntaxError, ValueError):
+            tree = None
+        for node in tree.body if tree is not None else ():
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                m = sys.modules.get(name)
+                if name.startswith("pyvswitch") and m is not None and getattr(m, "__file__", None):
+                    out.add(m.__file__)
+        _IMPORTS[path] = out
+    return _IMPORTS[path]
+
+
 def _dep_files(fn, seen_fns, files):
-    """Source files of pyvswitch functions/modules reachable from fn's globals."""
+    """Source files of pyvswitch functions/modules reachable from fn's globals,
+    and of the modules its own module imports."""
     fn = getattr(fn, "py_func", fn)
     if id(fn) in seen_fns or not hasattr(fn, "__code__"):
         return
     seen_fns.add(id(fn))
     files.add(fn.__code__.co_filename)
+    files.update(_imported_files(fn.__code__.co_filename))
     names = set(fn.__code__.co_names)
     g = fn.__globals__
     for name in names:

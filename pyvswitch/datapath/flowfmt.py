@@ -26,6 +26,9 @@ def _ip6(hi, lo):
     return str(ipaddress.IPv6Address((hi << 64) | lo))
 
 
+CT_STATE_NAMES = ("new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat")
+
+
 def _fmt(v, m, full, show):
     return show(v) if m == full else f"{show(v)}/{show(m)}"
 
@@ -34,6 +37,23 @@ def format_match(key, mask):
     k, m = L.unpack_key(key), L.unpack_key(mask)
     rid = k["recirc_id"]
     out = [f"recirc_id({rid:#x})" if rid else "recirc_id(0)", f"in_port({k['in_port']})"]   # C's %#x
+    if m["pkt_mark"]:
+        out.append(f"skb_mark({_fmt(k['pkt_mark'], m['pkt_mark'], 0xFFFFFFFF, hex)})")
+    if m["ct_state"]:
+        out.append("ct_state(" + "".join(("+" if k["ct_state"] >> i & 1 else "-") + n
+                                         for i, n in enumerate(CT_STATE_NAMES) if m["ct_state"] >> i & 1) + ")")
+    for name, bits in (("ct_zone", 16), ("ct_mark", 32)):
+        if m[name]:
+            out.append(f"{name}({_fmt(k[name], m[name], (1 << bits) - 1, hex)})")
+    label = (k["ct_label_hi"] << 64) | k["ct_label_lo"]
+    lmask = (m["ct_label_hi"] << 64) | m["ct_label_lo"]
+    if lmask:
+        out.append(f"ct_label({_fmt(label, lmask, (1 << 128) - 1, hex)})")
+    tun = [(f, lab, show) for f, lab, show in (("tun_id", "tun_id", hex), ("tun_src", "src", _ip4),
+                                                ("tun_dst", "dst", _ip4)) if m[f]]
+    if tun:
+        full = {"tun_id": (1 << 64) - 1, "tun_src": 0xFFFFFFFF, "tun_dst": 0xFFFFFFFF}
+        out.append("tunnel(" + ",".join(f"{lab}={_fmt(k[f], m[f], full[f], show)}" for f, lab, show in tun) + ")")
 
     def group(name, fields):
         items = []
@@ -79,6 +99,8 @@ def format_match(key, mask):
     l4 = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp", 58: "icmpv6"}.get(proto)
     if l4 in ("icmp", "icmpv6"):
         group(l4, [("type", "tp_src", str), ("code", "tp_dst", str)])
+        if m["nd_target_hi"] or m["nd_target_lo"]:
+            out.append("nd(target=" + _ip6(k["nd_target_hi"], k["nd_target_lo"]) + ")")
     elif l4:
         group(l4, [("src", "tp_src", str), ("dst", "tp_dst", str)])
         if l4 == "tcp" and m["tcp_flags"]:

@@ -15,8 +15,9 @@ Conventions follow Open vSwitch's datapath flow key:
 - For ICMP/ICMPv6, tp_src holds the type and tp_dst the code.
 - nw_frag: bit 0 "is a fragment", bit 1 "later fragment" (OVS's FLOW_NW_FRAG_*).
 - in_port is the datapath port number (dp_port), not the OpenFlow ofport.
-- ipv6_src/ipv6_dst are split into a high and a low 64-bit word (network byte
-  order read as a big-endian integer).
+- ipv6_src/ipv6_dst, nd_target (ICMPv6 neighbour solicitation/advertisement
+  target) and ct_label are split into a high and a low 64-bit word (network
+  byte order read as a big-endian integer).
 
 Invariants: KEY_WORDS and the field table change only together with every
 kernel that reads them; tests/unit/test_layout.py checks that no two fields
@@ -25,7 +26,7 @@ overlap. Any thread may import this module; it holds constants only.
 
 import numpy as np
 
-KEY_WORDS = 16
+KEY_WORDS = 20
 
 # name: (word, shift, bits)
 FIELDS = {
@@ -59,6 +60,10 @@ FIELDS = {
     "tun_src": (14, 0, 32),
     "tun_dst": (14, 32, 32),
     "dp_hash": (15, 0, 32),
+    "nd_target_hi": (16, 0, 64),
+    "nd_target_lo": (17, 0, 64),
+    "ct_label_hi": (18, 0, 64),
+    "ct_label_lo": (19, 0, 64),
 }
 
 # Word/shift constants for kernels (numba reads module globals as constants).
@@ -80,6 +85,8 @@ W_ARP_SHA, W_ARP_THA = 10, 11
 W_IPV6_LABEL = 12
 W_TUN_ID = 13
 W_TUN_ADDR = 14       # tun_src: bits 0-31, tun_dst: 32-63
+W_ND_TARGET_HI, W_ND_TARGET_LO = 16, 17
+W_CT_LABEL_HI, W_CT_LABEL_LO = 18, 19
 
 VLAN_CFI = 0x1000
 VLAN_VID_MASK = 0x0FFF
@@ -91,8 +98,8 @@ FRAG_LATER = 2
 # Packet metadata: key fields that do not come from the headers. A packet that
 # recirculates is parsed again (its headers may have changed, e.g. after a
 # tunnel pop) and keeps these from its previous pass (OVS's pkt_metadata).
-META_FIELDS = ("in_port", "recirc_id", "ct_state", "ct_zone", "ct_mark", "pkt_mark",
-               "tun_id", "tun_src", "tun_dst", "dp_hash")
+META_FIELDS = ("in_port", "recirc_id", "ct_state", "ct_zone", "ct_mark", "ct_label_hi", "ct_label_lo",
+               "pkt_mark", "tun_id", "tun_src", "tun_dst", "dp_hash")
 
 
 def _meta_mask():

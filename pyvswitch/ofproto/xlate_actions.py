@@ -316,7 +316,7 @@ def _ct(ctx, act):
 
 
 def _ct_clear(ctx, act):
-    for f in ("ct_state", "ct_zone", "ct_mark"):
+    for f in ("ct_state", "ct_zone", "ct_mark", "ct_label_hi", "ct_label_lo"):
         X.put(ctx.flow, f, 0)
     ctx.actions.append(("ct_clear",))
 

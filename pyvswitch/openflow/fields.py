@@ -33,8 +33,7 @@ class FlowParseError(ValueError):
 
 # --- the flow key seen by the classifier ------------------------------------
 # Words past layout.KEY_WORDS are pipeline state (metadata, registers,
-# conj_id) or fields the datapath does not extract yet (ct_label, nd_target):
-# xlate never puts them in a megaflow mask.
+# conj_id): xlate never puts them in a megaflow mask.
 FLOW_FIELDS = dict(layout.FIELDS)
 _K = layout.KEY_WORDS
 FLOW_FIELDS["metadata"] = (_K, 0, 64)
@@ -42,11 +41,7 @@ N_REGS = 16
 for _r in range(N_REGS):
     FLOW_FIELDS[f"reg{_r}"] = (_K + 1 + _r // 2, 32 * (_r % 2), 32)
 FLOW_FIELDS["conj_id"] = (_K + 9, 0, 32)
-FLOW_FIELDS["ct_label_hi"] = (_K + 10, 0, 64)
-FLOW_FIELDS["ct_label_lo"] = (_K + 11, 0, 64)
-FLOW_FIELDS["nd_target_hi"] = (_K + 12, 0, 64)
-FLOW_FIELDS["nd_target_lo"] = (_K + 13, 0, 64)
-FLOW_WORDS = _K + 14
+FLOW_WORDS = _K + 10
 PIPELINE_FIELDS = ("metadata", *[f"reg{r}" for r in range(N_REGS)])
 
 # --- reserved ports (OpenFlow 1.0 numbering, as OVS uses internally) ---------

@@ -64,3 +64,23 @@ def test_known_frames():
     for frame in [bytes(e / IP() / TCP()), bytes(e / IPv6() / UDP(sport=5)), b"\x01" * 13]:
         got, used = _kernel_key(frame, 7, 0)
         assert L.unpack_key(got) == L.unpack_key(parse_packet_ref(used, 7))
+
+
+def test_nd_target_of_neighbour_solicitation_and_advertisement():
+    from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6ND_NA, ICMPv6ND_NS, IPv6
+    from scapy.layers.l2 import Ether
+
+    import numpy as _np
+
+    from pyvswitch.datapath import layout as _L
+    from pyvswitch.datapath.kernels.parse import parse_frame as _pf
+    from pyvswitch.datapath.kernels.parse import parse_packet_ref as _ref
+    for icmp, want in ((ICMPv6ND_NS(tgt="fe80::1"), 0xFE80 << 112 | 1),
+                       (ICMPv6ND_NA(tgt="2001:db8::5"), 0x20010DB8 << 96 | 5),
+                       (ICMPv6EchoRequest(), 0)):
+        fr = bytes(Ether() / IPv6(src="fe80::2", dst="ff02::1") / icmp)
+        b = _np.frombuffer(fr, _np.uint8).copy()
+        key = _np.zeros(_L.KEY_WORDS, _np.uint64)
+        _pf(b, 0, len(fr), 3, key)
+        got = (_L.get_field(key, "nd_target_hi") << 64) | _L.get_field(key, "nd_target_lo")
+        assert got == want and list(key) == list(_ref(fr, 3))

@@ -187,6 +187,12 @@ def _ct(p, b, off, length, key, arg, acts, i):
     key[W_CT] = (key[W_CT] & ~CT_KEY_MASK) | (np.uint64(st & 0xFF) << np.uint64(S_CT_STATE)) \
         | (np.uint64(zone) << np.uint64(S_CT_ZONE))
     key[W_RECIRC] = (key[W_RECIRC] & np.uint64(0xFFFFFFFF)) | (np.uint64(o[1] & 0xFFFFFFFF) << np.uint64(32))
+    if o[0] >= 0:
+        key[L.W_CT_LABEL_HI] = np.uint64(p.ct.conn[o[0], CTT.C_LABEL_HI])
+        key[L.W_CT_LABEL_LO] = np.uint64(p.ct.conn[o[0], CTT.C_LABEL_LO])
+    else:
+        key[L.W_CT_LABEL_HI] = np.uint64(0)
+        key[L.W_CT_LABEL_LO] = np.uint64(0)
 
 
 @kernel(nrt=False, inline=True)
@@ -291,6 +297,8 @@ def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
         elif op == A.OP_CT_CLEAR:
             key[W_CT] &= ~CT_KEY_MASK
             key[W_RECIRC] &= np.uint64(0xFFFFFFFF)          # ct_mark: the high half
+            key[L.W_CT_LABEL_HI] = np.uint64(0)
+            key[L.W_CT_LABEL_LO] = np.uint64(0)
         elif op == A.OP_CLONE:
             if c_end >= 0 or arg < 0 or i + arg > end:
                 ok = False
@@ -351,7 +359,7 @@ def execute_ref(actions, frame, now=0, recircs=None, key=None):
     modelled (the kernel needs 50 free bytes in front for tnl_push)."""
     outs, ups = [], []
     fr = bytearray(frame)
-    key = np.zeros(16, np.uint64) if key is None else key
+    key = np.zeros(L.KEY_WORDS, np.uint64) if key is None else key
     for act in actions:
         name = act[0]
         if name == "clone":

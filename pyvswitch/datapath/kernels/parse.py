@@ -19,8 +19,9 @@ struct-and-dict Python and the hypothesis tests hold the two equal):
   Fragment header: as IPv4, nw_proto = its next header.
 - L4: TCP (20 bytes, data offset 5..bytes present): ports, tcp_flags = low 12
   bits of the offset/flags word; UDP (8), SCTP (12): ports; ICMP over IPv4
-  and ICMPv6 over IPv6 (4 bytes): tp_src = type, tp_dst = code. A truncated L4
-  header leaves the L4 fields zero.
+  and ICMPv6 over IPv6 (4 bytes): tp_src = type, tp_dst = code; ICMPv6
+  neighbour solicitation/advertisement (type 135/136, 24 bytes): nd_target.
+  A truncated L4 header leaves the L4 fields zero.
 
 The kernel reads only bytes [off, off+length) of the slot, clamped to the slot;
 it never raises on garbage. Called from the PMD loop (and the twin from tests).
@@ -88,6 +89,10 @@ def _parse_l4(b, p, end, proto, is_v6, key):
         if n >= 4:
             _put(key, L.W_TP, L.S_TP_SRC, np.int64(b[p]))
             _put(key, L.W_TP, L.S_TP_DST, np.int64(b[p + 1]))
+            # neighbour solicitation / advertisement: the target address
+            if is_v6 and (b[p] == 135 or b[p] == 136) and n >= 24:
+                key[L.W_ND_TARGET_HI] = _be64(b, p + 8)
+                key[L.W_ND_TARGET_LO] = _be64(b, p + 16)
 
 
 @kernel(nrt=False)
@@ -314,3 +319,5 @@ def _l4_ref(seg, proto, v6, f):
         f["tp_src"], f["tp_dst"] = struct.unpack_from("!HH", seg)
     elif ((proto == 1 and not v6) or (proto == 58 and v6)) and len(seg) >= 4:
         f["tp_src"], f["tp_dst"] = seg[0], seg[1]
+        if v6 and seg[0] in (135, 136) and len(seg) >= 24:
+            f["nd_target_hi"], f["nd_target_lo"] = struct.unpack_from("!QQ", seg, 8)

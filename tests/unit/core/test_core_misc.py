@@ -65,3 +65,13 @@ def test_vlog_levels_and_format():
     assert out.getvalue().count("\n") == 1
     vlog.set_console(None)
     vlog.set_clock(__import__("pyvswitch.core.clock").core.clock.SYSTEM)
+
+
+def test_kernel_cache_key_covers_imported_constants():
+    """hash_key reads KEY_WORDS, an int imported from layout.py: a change of
+    layout.py must invalidate its cached machine code."""
+    from pyvswitch.core.jit import deps_stamp
+    from pyvswitch.datapath.kernels.hash import hash_key
+    files = [f for f, _, _ in deps_stamp(hash_key)]
+    assert any(f.endswith("datapath/layout.py") for f in files)
+    assert any(f.endswith("datapath/kernels/hash.py") for f in files)

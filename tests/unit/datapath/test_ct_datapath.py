@@ -85,3 +85,27 @@ def test_maxconns_and_sweep(switch):
     except ValueError:
         pass
     assert dp.ct_sweep() == 0                     # nothing expired yet
+
+
+def test_committed_label_and_mark_reach_the_second_pass(switch):
+    dp, ports = switch
+    seen = []
+
+    def handler(keys, in_ports, packets):
+        out = []
+        for key in keys:
+            rid = L.get_field(key, "recirc_id")
+            seen.append((rid, L.get_field(key, "ct_mark"),
+                         L.get_field(key, "ct_label_hi") << 64 | L.get_field(key, "ct_label_lo")))
+            if rid == 0:
+                out.append(([("ct", 3, True, (0x5, 0xFF), ((1 << 100) | 7, (1 << 128) - 1)), ("recirc", 8)], M))
+            else:
+                out.append(([("ct_clear",), ("output", 2)], M))
+        return out
+
+    dp.set_upcall_handler(handler)
+    cap = Capture(ports[2])
+    ports[1].inject(bytes(E1 / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=7, dport=8)))
+    cap.wait(1)
+    assert (8, 0x5, (1 << 100) | 7) in seen
+    assert "labels=0x10000000000000000000000007" in dp.ct_dump()
