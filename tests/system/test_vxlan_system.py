@@ -239,3 +239,22 @@ def test_bad_options_give_an_interface_error_and_change_nothing(topo):
     assert "vxbad: vxlan type requires valid 'remote_ip' argument" in err
     h.vsctl("del-port", "br-int", "vxbad")
     assert ping(ns(topo[0], "ga1"), GUESTS[("b", 1)], count=2)
+
+
+def test_route_and_neighbour_commands(topo):
+    lab, hosts = topo
+    ha = hosts["a"]
+    assert ha.appctl("ovs/route/add", "10.99.0.0/16", "br-phy", "172.31.9.2") == "OK\n"
+    assert "User: 10.99.0.0/16 dev br-phy GW 172.31.9.2 SRC 172.31.9.1" in ha.appctl("ovs/route/show")
+    assert "dev br-phy" in ha.appctl("ovs/route/lookup", "10.99.1.1")
+    assert ha.appctl("ovs/route/del", "10.99.0.0/16") == "OK\n"
+    r = subprocess.run([tool("pvs-appctl"), "ovs/route/del", "10.99.0.0/16"], env=ha.env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Not found" in r.stderr + r.stdout
+    assert ha.appctl("tnl/neigh/set", "br-phy", "172.31.9.77", "aa:55:aa:55:00:01") == "OK\n"
+    assert "aa:55:aa:55:00:01   br-phy" in ha.appctl("tnl/neigh/show")
+    # flushed, the next hop is asked for again (ARP request out of br-phy) and traffic resumes
+    assert ha.appctl("tnl/neigh/flush") == "OK\n"
+    assert "172.31.9.2" not in ha.appctl("tnl/neigh/show")
+    wait_for(lambda: ping(ns(lab, "ga1"), GUESTS[("b", 1)]), 60, "a ping after tnl/neigh/flush")
+    assert "172.31.9.2" in ha.appctl("tnl/neigh/show")
