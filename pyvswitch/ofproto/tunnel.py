@@ -8,8 +8,8 @@ tnl-port.c, tnl-ports.c and native_tunnel_output/compose_output_action.
   * the internal devices of the bridges (name -> bridge, ofport, dp_port,
     MAC) and the kernel's IPv4 addresses (which of them are tunnel
     endpoints);
-  * the route table (vswitchd/route.py) and the neighbour cache
-    (vswitchd/neigh.py); `version` moves whenever something a translation
+  * the route table (ofproto/route.py) and the neighbour cache
+    (ofproto/neigh.py); `version` moves whenever something a translation
     read changed (the daemon then revalidates), `pending` holds the ARP
     requests a translation asked for (the daemon sends them), `drops` the
     named counters of tunnel drops (tnl/drops/show), credited per packet by
@@ -47,11 +47,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyvswitch.datapath import layout
-from pyvswitch.datapath.kernels import tunnel as TK
+from pyvswitch.ofproto.classifier import Counters as Counter
 from pyvswitch.openflow import fields as F
-from pyvswitch.ports.patch import Counter
-from pyvswitch.vswitchd.neigh import NeighCache, mac_text
-from pyvswitch.vswitchd.route import RouteTable, ip_text
+from pyvswitch.proto import vxlan as TK
+from pyvswitch.ofproto.neigh import NeighCache, mac_text
+from pyvswitch.ofproto.route import RouteTable, ip_text
 
 ETH_ARP, ETH_IP = 0x0806, 0x0800
 ARP_RETRY = 1.0        # seconds between ARP requests for one next hop

@@ -26,8 +26,8 @@ from pyvswitch.ofproto import tunnel as TN
 from pyvswitch.ports import netdev
 from pyvswitch.ports.vxlan import VxlanVport
 from pyvswitch.vswitchd import netlink as NL
-from pyvswitch.vswitchd.neigh import mac_text, parse_mac
-from pyvswitch.vswitchd.route import ip_text, parse_prefix
+from pyvswitch.ofproto.neigh import mac_text, parse_mac
+from pyvswitch.ofproto.route import ip_text, parse_prefix
 from pyvswitch.vswitchd.unixctl import CommandError
 
 log = vlog.Module("tunnel")

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from pyvswitch.ports.base import PortError
 from pyvswitch.ports.vxlan import parse_options
 from pyvswitch.vswitchd import netlink as NL
-from pyvswitch.vswitchd.neigh import NeighCache, parse_mac
-from pyvswitch.vswitchd.route import RouteTable, parse_prefix
+from pyvswitch.ofproto.neigh import NeighCache, parse_mac
+from pyvswitch.ofproto.route import RouteTable, parse_prefix
 
 
 def ip(t):

@@ -22,7 +22,10 @@ import ipaddress
 import socket
 from collections import namedtuple
 
-from pyvswitch.vswitchd import netlink as NL
+# rtnetlink values of the routes set_system takes (linux/rtnetlink.h; vswitchd/netlink.py reads them)
+RT_TABLE_MAIN, RT_TABLE_LOCAL = 254, 255
+RTN_UNICAST, RTN_LOCAL = 1, 2
+
 
 Entry = namedtuple("Entry", "prefix plen dev gw src user local")
 
@@ -54,14 +57,14 @@ class RouteTable:
             names.setdefault(a.ifindex, a.name)
         system = {}
         for r in routes:
-            if r.table not in (NL.RT_TABLE_MAIN, NL.RT_TABLE_LOCAL):
+            if r.table not in (RT_TABLE_MAIN, RT_TABLE_LOCAL):
                 continue
-            if r.type not in (NL.RTN_UNICAST, NL.RTN_LOCAL):
+            if r.type not in (RTN_UNICAST, RTN_LOCAL):
                 continue
             dev = names.get(r.oif) or _ifname(r.oif)
             if not dev:
                 continue
-            local = r.type == NL.RTN_LOCAL
+            local = r.type == RTN_LOCAL
             src = r.prefsrc or self._src_for(addrs, dev, r.gateway or r.dst)
             prefix = r.dst & _mask(r.plen)
             key = (prefix, r.plen)
