@@ -427,7 +427,7 @@ def parse_args(argv):
     if not a.switches or any(s not in SWITCHES for s in a.switches) or len(set(a.switches)) != len(a.switches):
         p.error(f"--switch: a list of {', '.join(SWITCHES)} without repeats")
     try:
-        a.size_list = stats.parse_sizes(a.sizes)
+        a.size_list = stats.parse_sizes(a.sizes, 1518, "vhost-user ports with a 1500-byte MTU; no FCS")
     except ValueError as e:
         p.error(str(e))
     if a.reps < 1 or a.retries < 1 or a.duration <= 0 or a.bursts < 1:

@@ -130,11 +130,11 @@ def pmd_cycles_per_pkt(threads):
     return tot_cyc / tot_pkts if tot_pkts else None
 
 
-def parse_sizes(text):
+def parse_sizes(text, largest=1514, why="veth MTU 1500, no FCS"):
     sizes = [int(x) for x in str(text).replace(" ", "").split(",") if x]
     for s in sizes:
-        if not 60 <= s <= 1514:
-            raise ValueError(f"frame size {s} outside 60..1514 (veth MTU 1500, no FCS)")
+        if not 60 <= s <= largest:
+            raise ValueError(f"frame size {s} outside 60..{largest} ({why})")
     if not sizes:
         raise ValueError("no frame sizes")
     return sizes
