@@ -47,6 +47,8 @@ def flow_texts(net):
     """The match/actions part of each dump-flows line."""
     out = []
     for line in net.ofctl("dump-flows", net.br).splitlines():
+        if "actions=" not in line:
+            continue                       # the reply's header line, as ovs-ofctl prints it
         fields = [f for f in line.strip().split(", ") if "=" in f and not f.split("=")[0] in
                   ("cookie", "duration", "table", "n_packets", "n_bytes", "idle_age", "hard_age")]
         out.append(", ".join(fields))

@@ -30,6 +30,8 @@ def flows(net):
     """dump-flows lines without the changing duration/age/counters."""
     out = []
     for line in net.ofctl("dump-flows", net.br).splitlines():
+        if "actions=" not in line:
+            continue                       # the reply's header line (its xid may differ)
         fields = [f for f in line.strip().split(", ")
                   if not f.startswith(("duration=", "n_packets=", "n_bytes=", "idle_age=", "hard_age="))]
         out.append(", ".join(fields))
