@@ -94,6 +94,9 @@ def generate(iface, rate, seconds, out=sys.stdout, every=0.1):
             out.flush()
             next_mark = now + every
         if now >= end:
+            if next_mark != now + every:       # the last mark carries the final count
+                out.write(f"{now:.6f} {sent}\n")
+                out.flush()
             break
         if rate:
             due = (now - t0) * rate
