@@ -86,10 +86,10 @@ def test_rehash_keeps_flows():
     t = D.new_tables(max_flows=8, max_subtables=2, emc_entries=4, action_words=16)
     mask = np.array(MASKS[0], np.uint64)
     for round_ in range(20):           # churn fills ht with tombstones
-        fs = [D.dpcls_insert(t, _key([i + round_ * 8] + [0] * 15), mask, 0, 0) for i in range(8)]
+        fs = [D.dpcls_insert(t, _key([i + round_ * 8] + [0] * (KEY_WORDS - 1)), mask, 0, 0) for i in range(8)]
         assert min(fs) >= 0
         for f in fs[:7]:
             D.dpcls_delete(t, f)
         D.dpcls_delete(t, fs[7])
-    f = D.dpcls_insert(t, _key([3] + [0] * 15), mask, 0, 0)
-    assert D.dpcls_lookup(t, _key([3] + [0] * 15))[0] == f
+    f = D.dpcls_insert(t, _key([3] + [0] * (KEY_WORDS - 1)), mask, 0, 0)
+    assert D.dpcls_lookup(t, _key([3] + [0] * (KEY_WORDS - 1)))[0] == f
