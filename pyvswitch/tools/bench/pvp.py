@@ -408,7 +408,8 @@ def parse_args(argv):
     p.add_argument("--warmup", type=float, help="s of traffic before the window (default 3)")
     p.add_argument("--idle", type=float, help="s of idle-CPU measurement with silent guests (default 5)")
     p.add_argument("--bursts", type=int, default=8, help="tx_first bursts of 32 per port (default 8)")
-    p.add_argument("--flows", choices=("ports", "normal"), default="ports")
+    p.add_argument("--flows", choices=("ports", "normal", "firewall"), default="ports",
+                   help="in_port rules (default), actions=NORMAL, or a stateful conntrack firewall")
     p.add_argument("--quick", action="store_true", help="1 rep, 3 s, 64 B, 1 attempt (for CI)")
     p.add_argument("--retries", type=int, help="attempts per window when foreign CPU is too high")
     p.add_argument("--clean-max-foreign", type=float, default=10.0)
@@ -523,7 +524,8 @@ def main(argv=None):
     meta["notes"] = notes
     summary = summarize(records, args.switches, args.size_list)
     md = render_markdown(summary, meta)
-    for base in (os.path.join(rawdir, "summary"), os.path.join(args.out, "pvp-latest")):
+    stem = "pvp-latest" if args.flows == "ports" else f"pvp-{args.flows}-latest"
+    for base in (os.path.join(rawdir, "summary"), os.path.join(args.out, stem)):
         with open(base + ".json", "w") as f:
             json.dump({"meta": meta, "summary": summary}, f, indent=1)
         with open(base + ".md", "w") as f:

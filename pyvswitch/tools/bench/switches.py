@@ -17,6 +17,17 @@ from .system import BRIDGE, V1R, V2R, log, run
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 
 
+FIREWALL_FLOWS = (
+    "table=0,priority=10,ip,actions=ct(table=1,zone=1)",
+    "table=0,priority=0,actions=drop",
+    "table=1,priority=10,ct_state=+trk+new,ip,in_port=1,actions=ct(commit,zone=1),output:2",
+    "table=1,priority=10,ct_state=+trk+new,ip,in_port=2,actions=ct(commit,zone=1),output:1",
+    "table=1,priority=10,ct_state=+trk+est,ip,in_port=1,actions=output:2",
+    "table=1,priority=10,ct_state=+trk+est,ip,in_port=2,actions=output:1",
+    "table=1,priority=0,actions=drop",
+)
+
+
 def _cpu_mask(cpu):
     return hex(1 << cpu)
 
@@ -70,6 +81,10 @@ class Switch:
         ofctl("del-flows", BRIDGE)
         if self.opts.flows == "normal":
             ofctl("add-flow", BRIDGE, "actions=NORMAL")
+        elif self.opts.flows == "firewall":
+            # a stateful firewall: every IP packet through conntrack and a second pass
+            for flow in FIREWALL_FLOWS:
+                ofctl("add-flow", BRIDGE, flow)
         else:
             ofctl("add-flow", BRIDGE, "in_port=1,actions=output:2")
             ofctl("add-flow", BRIDGE, "in_port=2,actions=output:1")
