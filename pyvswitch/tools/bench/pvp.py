@@ -420,8 +420,17 @@ def parse_args(argv):
     p.add_argument("--no-huge", action="store_true", help="testpmd with --no-huge (memfd) even when "
                    "huge pages could be reserved (OVS-DPDK then cannot run)")
     p.add_argument("--out", default=DEFAULT_OUT)
-    a = p.parse_args(argv)
-    for k, v in (QUICK if a.quick else DEFAULTS).items():
+    a = resolve_args(p, p.parse_args(argv), QUICK, DEFAULTS)
+    if a.reps < 1 or a.retries < 1 or a.duration <= 0 or a.bursts < 1:
+        p.error("--reps, --retries, --bursts must be >= 1 and --duration > 0")
+    return a
+
+
+def resolve_args(p, a, quick, defaults):
+    """What the vhost-user benchmarks (pvp, rfc2544) check alike: --quick or
+    default values for what was not given, the switch list, the frame sizes
+    (a.size_list) and the cores (a.main_cpu = the generator's)."""
+    for k, v in (quick if a.quick else defaults).items():
         if getattr(a, k) is None:
             setattr(a, k, v)
     a.switches = [s for s in a.switch.split(",") if s]
@@ -431,8 +440,6 @@ def parse_args(argv):
         a.size_list = stats.parse_sizes(a.sizes, 1518, "vhost-user ports with a 1500-byte MTU; no FCS")
     except ValueError as e:
         p.error(str(e))
-    if a.reps < 1 or a.retries < 1 or a.duration <= 0 or a.bursts < 1:
-        p.error("--reps, --retries, --bursts must be >= 1 and --duration > 0")
     ncpu = os.cpu_count() or 1
     if not (0 <= a.gen_cpu < ncpu and 0 <= a.switch_cpu < ncpu):
         p.error(f"cores must be below nproc={ncpu}")

@@ -35,7 +35,7 @@ import sys
 import time
 
 from . import cpu, stats, system
-from .pvp import ANCHOR, OVS_SOCKET_MB, SUBJECT, SWITCHES, ensure_hugepages
+from .pvp import ANCHOR, OVS_SOCKET_MB, SUBJECT, SWITCHES, ensure_hugepages, resolve_args
 from .system import log
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -99,7 +99,7 @@ class Generator:
         a = self.args
         cmd = ["taskset", "-c", str(a.gen_cpu), system.tool("pvs-pktgen"),
                "--tx", f"path={self.sw.socket(0)}", "--rx", f"path={self.sw.socket(1)}",
-               "--size", str(self.size), "--rate", str(int(rate)), "--flows", str(a.flows),
+               "--size", str(self.size), "--rate", str(int(rate)), "--flows", str(a.gen_flows),
                "--duration", str(a.trial), "--warmup", "10", "--drain", "0.5",
                "--lat-samples", "200000", "--timeout", "60", "--json"]
         self.n += 1
@@ -271,7 +271,8 @@ def parse_args(argv):
     p.add_argument("--steps", type=int, help="binary search halvings (default 8)")
     p.add_argument("--reps", type=int, help="repetitions per switch (default 1)")
     p.add_argument("--loss-points", help="frame-loss curve points, %% of the top rate")
-    p.add_argument("--flows", type=int, default=1, help="flows the generator varies (default 1)")
+    p.add_argument("--flows", dest="gen_flows", type=int, default=1,
+                   help="flows the generator varies (default 1)")
     p.add_argument("--quick", action="store_true", help="64 B, 1 s trials, 3 steps (a few minutes)")
     p.add_argument("--plots", action="store_true", help="write PNG plots (matplotlib)")
     p.add_argument("--clean-max-foreign", type=float, default=10.0)
@@ -279,30 +280,15 @@ def parse_args(argv):
     p.add_argument("--gen-cpu", type=int, default=0)
     p.add_argument("--switch-cpu", type=int, default=1)
     p.add_argument("--out", default=DEFAULT_OUT)
-    a = p.parse_args(argv)
-    for k, v in (QUICK if a.quick else DEFAULTS).items():
-        if getattr(a, k) is None:
-            setattr(a, k, v)
-    a.switches = [s for s in a.switch.split(",") if s]
-    if not a.switches or any(s not in SWITCHES for s in a.switches) or len(set(a.switches)) != len(a.switches):
-        p.error(f"--switch: a list of {', '.join(SWITCHES)} without repeats")
+    a = resolve_args(p, p.parse_args(argv), QUICK, DEFAULTS)
     try:
-        a.size_list = stats.parse_sizes(a.sizes, 1518, "vhost-user ports with a 1500-byte MTU; no FCS")
         a.points = parse_points(a.loss_points)
     except ValueError as e:
         p.error(str(e))
-    if a.trial <= 0 or a.steps < 0 or a.reps < 1 or not 0 <= a.loss < 100 or a.flows < 1:
+    if a.trial <= 0 or a.steps < 0 or a.reps < 1 or not 0 <= a.loss < 100 or a.gen_flows < 1:
         p.error("--trial > 0, --steps >= 0, --reps >= 1, 0 <= --loss < 100, --flows >= 1")
-    a.flows_mode = "normal" if a.scenario == "normal" else "ports"
-    a.main_cpu = a.gen_cpu
+    a.flows = "normal" if a.scenario == "normal" else "ports"    # the switches' rule set
     return a
-
-
-class _SwitchOpts:
-    """The options the Switch classes read (flows is their rule set)."""
-
-    def __init__(self, a):
-        self.switch_cpu, self.main_cpu, self.flows = a.switch_cpu, a.main_cpu, a.flows_mode
 
 
 def main(argv=None):
@@ -336,12 +322,11 @@ def main(argv=None):
 
     emit({"type": "meta", **meta})
     sws = {}
-    opts = _SwitchOpts(args)
     t0 = time.monotonic()
 
     def prepare():
         state = system.State()
-        sws.update({n: SWITCHES[n](opts, rawdir, state) for n in args.switches})
+        sws.update({n: SWITCHES[n](args, rawdir, state) for n in args.switches})
 
     def block(name, rep, cleanup, stage):
         sw = sws[name]
@@ -356,8 +341,8 @@ def main(argv=None):
     with system.Lock():
         interrupted = system.run_blocks(args.switches, args.reps, block, emit, prepare)
     jl.close()
-    notes.append(f"trial {args.trial:g} s, {args.steps} search steps, flows {args.flows_mode}, "
-                 f"{args.flows} generator flow(s); total {time.monotonic() - t0:.0f} s.")
+    notes.append(f"trial {args.trial:g} s, {args.steps} search steps, flows {args.flows}, "
+                 f"{args.gen_flows} generator flow(s); total {time.monotonic() - t0:.0f} s.")
     if interrupted:
         notes.append(f"INTERRUPTED ({interrupted}): partial results.")
     meta["notes"] = notes
