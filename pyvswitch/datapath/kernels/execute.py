@@ -72,14 +72,10 @@ def _output(p, port, slot, off, length):
 @kernel(nrt=False, inline=True)
 def _to_userspace(p, slot, off, length, key, in_port, arg):
     n = p.ctl[S.C_UPQ_N]
-    top = p.ctl[S.C_FREE_TOP]
-    if n >= p.upq_meta.shape[0] or top == 0:
+    new = _copy_slot(p, slot, off, length) if n < p.upq_meta.shape[0] else -1
+    if new < 0:
         p.stats[S.S_LOST] += 1
         return
-    top -= 1
-    p.ctl[S.C_FREE_TOP] = top
-    new = p.free[top]
-    memcpy_u8(p.pool[new], off, p.pool[slot], off, length)
     for w in range(p.upq_key.shape[1]):
         p.upq_key[n, w] = key[w]
     m = p.upq_meta[n]
@@ -104,15 +100,10 @@ def _recirc(p, slot, off, length, key, rid, move):
         p.stats[S.S_RECIRC_DROP] += 1
         return 0
     if not move:
-        top = p.ctl[S.C_FREE_TOP]
-        if top == 0:
+        slot = _copy_slot(p, slot, off, length)
+        if slot < 0:
             p.stats[S.S_RECIRC_DROP] += 1
             return 0
-        top -= 1
-        p.ctl[S.C_FREE_TOP] = top
-        new = p.free[top]
-        memcpy_u8(p.pool[new], off, p.pool[slot], off, length)
-        slot = new
     for w in range(p.rcq_key.shape[1]):
         p.rcq_key[n, w] = key[w]
     p.rcq_key[n, W_RECIRC] = (key[W_RECIRC] & ~np.uint64(0xFFFFFFFF)) | np.uint64(rid & 0xFFFFFFFF)
@@ -136,6 +127,15 @@ def _take_slot(p):
 def _give_slot(p, slot):
     p.free[p.ctl[S.C_FREE_TOP]] = slot
     p.ctl[S.C_FREE_TOP] += 1
+
+
+@kernel(nrt=False, inline=True)
+def _copy_slot(p, slot, off, length):
+    """A free slot holding a copy of the frame (same offset), or -1."""
+    new = _take_slot(p)
+    if new >= 0:
+        memcpy_u8(p.pool[new], off, p.pool[slot], off, length)
+    return new
 
 
 @kernel(nrt=False, inline=True)
@@ -303,12 +303,11 @@ def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
             if c_end >= 0 or arg < 0 or i + arg > end:
                 ok = False
             elif i + arg < end:              # something follows: work on a copy
-                new = _take_slot(p)
+                new = _copy_slot(p, slot, off, length)
                 if new < 0:
                     p.stats[S.S_LOST] += 1
                     i += arg                 # skip the clone, go on with the original
                 else:
-                    memcpy_u8(p.pool[new], off, b, off, length)
                     c_end, c_slot, c_off, c_len, c_moved = i + arg, slot, off, length, False
                     slot = new
         else:
