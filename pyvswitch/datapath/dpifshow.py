@@ -30,7 +30,7 @@ def pmd_stats(dp):
             "iterations": int(d[S.S_ITER]), "sleeps": int(d[S.S_SLEEPS]),
             "tx_batches": int(d[S.S_TX_BATCHES]), "tx_packets": int(d[S.S_TX_PACKETS]),
             "userspace": int(d[S.S_USERSPACE]), "recirculations": int(d[S.S_RECIRC]),
-            "recirc_drops": int(d[S.S_RECIRC_DROP])}
+            "recirc_drops": int(d[S.S_RECIRC_DROP]), "split_copies": int(d[S.S_SPLIT_COPY])}
     return out
 
 

@@ -1,6 +1,9 @@
 """execute: run a datapath action program (actions.py) over one packet.
 
-The packet is pool[slot, off:off+length]. push_vlan moves the 12 MAC bytes
+The packet is pool[slot, off:off+length], or, held by reference (vhost-user
+receive, state.py's split table), its headers there and the rest in the
+guest's buffer: output sends it as it is, actions that rewrite or keep it
+make it whole first (`whole`). push_vlan moves the 12 MAC bytes
 4 bytes back into the headroom and writes the tag (no room: the packet is
 dropped, S_LOST); pop_vlan moves them forward; set_vlan/set_eth rewrite in
 place; set (a masked header field, with checksum updates) is setfield.py's;
@@ -56,12 +59,39 @@ def tx_row(p, r, slot, off, length):
 
 
 @kernel(nrt=False, inline=True)
+def whole(p, slot, off, length):
+    """Make a frame held by reference (split table, state.py) whole in its
+    slot: before anything that rewrites it, keeps it past the burst, or sends
+    it to a port that needs it in one piece."""
+    hl = p.xs[2 * slot]
+    if hl > 0:
+        memcpy_u8(p.pool[slot], off + hl, view_u8(p.xs[2 * slot + 1], length - hl), 0, length - hl)
+        p.xs[2 * slot] = 0
+        p.stats[S.S_SPLIT_COPY] += 1
+
+
+@kernel(nrt=False)
+def _tx_split(p, r, slot, off, length):
+    """Output of a frame held by reference: straight from the guest's buffer
+    into a vhost-user port (one copy), else made whole first."""
+    io = view_i64(p.rowptr[r], IO_COLS)
+    mem = view_u8(p.memptr[r, 0], p.memptr[r, 1])
+    if portio.tx_split(mem, io, p.pool, slot, off, p.xs[2 * slot], p.xs[2 * slot + 1], length,
+                       p.qstats[r]) == -2:
+        whole(p, slot, off, length)
+        portio.tx_one(mem, io, p.pool, slot, off, length, p.qstats[r])
+
+
+@kernel(nrt=False, inline=True)
 def _output(p, port, slot, off, length):
     if port < 0 or port >= p.txmap.shape[0] or p.txmap[port] < 0:
         p.stats[S.S_TX_NOPORT] += 1
         return
     r = p.txmap[port]
-    tx_row(p, r, slot, off, length)
+    if p.xs[2 * slot] > 0:
+        _tx_split(p, r, slot, off, length)
+    else:
+        tx_row(p, r, slot, off, length)
     p.stats[S.S_TX_PACKETS] += 1
     if p.touched[r] == 0:
         p.touched[r] = 1
@@ -125,16 +155,22 @@ def _take_slot(p):
 
 @kernel(nrt=False, inline=True)
 def _give_slot(p, slot):
+    p.xs[2 * slot] = 0
     p.free[p.ctl[S.C_FREE_TOP]] = slot
     p.ctl[S.C_FREE_TOP] += 1
 
 
 @kernel(nrt=False, inline=True)
 def _copy_slot(p, slot, off, length):
-    """A free slot holding a copy of the frame (same offset), or -1."""
+    """A free slot holding a whole copy of the frame (same offset), or -1."""
     new = _take_slot(p)
     if new >= 0:
-        memcpy_u8(p.pool[new], off, p.pool[slot], off, length)
+        hl = p.xs[2 * slot]
+        if hl > 0:
+            memcpy_u8(p.pool[new], off, p.pool[slot], off, hl)
+            memcpy_u8(p.pool[new], off + hl, view_u8(p.xs[2 * slot + 1], length - hl), 0, length - hl)
+        else:
+            memcpy_u8(p.pool[new], off, p.pool[slot], off, length)
     return new
 
 
@@ -196,6 +232,16 @@ def _ct(p, b, off, length, key, arg, acts, i):
 
 
 @kernel(nrt=False, inline=True)
+def _needs_whole(op):
+    """Actions that work on a frame held by reference without making it whole:
+    they read or rewrite only the headers (in the slot), or copy it whole
+    themselves (userspace, clone). The rest move or rewrite bytes past them."""
+    return not (op == A.OP_OUTPUT or op == A.OP_CT or op == A.OP_CT_CLEAR or op == A.OP_RECIRC
+                or op == A.OP_METER or op == A.OP_SET_ETH_SRC or op == A.OP_SET_ETH_DST
+                or op == A.OP_SET_VLAN or op == A.OP_USERSPACE or op == A.OP_CLONE)
+
+
+@kernel(nrt=False, inline=True)
 def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
     """Run acts[a_off:a_off+a_len] over the packet; bounds are checked.
     Returns 1 if the slot moved to the recirculation queue, else 0.
@@ -217,6 +263,8 @@ def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
         op, arg = acts[i], acts[i + 1]
         i += 2
         ok = True
+        if p.xs[2 * slot] > 0 and _needs_whole(op):
+            whole(p, slot, off, length)
         if op == A.OP_OUTPUT:
             _output(p, arg, slot, off, length)
         elif op == A.OP_PUSH_VLAN:

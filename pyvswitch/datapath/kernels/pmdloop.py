@@ -7,6 +7,9 @@ dpcls lookup on EMC misses (EMC insert on hit, 1 in C_EMC_INV_PROB), credit
 the megaflow (packets, bytes, used, tcp_flags), execute its actions, return
 the slot, then tx_flush the touched rows. A packet with no megaflow keeps its
 slot and goes on the upcall queue (upq_*), or is lost if that is full.
+vhost-user rows receive long frames by reference (state.py's split table):
+rx_done after the burst gives the guest its buffers back, so a frame that
+must outlive the burst (an upcall) is made whole first.
 
 It returns (RET_*) when: C_GEN differs from C_ACK (read with load_acquire:
 the control thread wants the PMD parked), C_STOP is set, the upcall queue is
@@ -37,7 +40,7 @@ from pyvswitch.core.libc import c_ppoll, c_read
 from pyvswitch.datapath.kernels import dpcls as D
 from pyvswitch.datapath.kernels import portio
 from pyvswitch.datapath.kernels.emc import emc_insert, emc_lookup
-from pyvswitch.datapath.kernels.execute import execute_actions, execute_actions_call, flush_touched
+from pyvswitch.datapath.kernels.execute import execute_actions, execute_actions_call, flush_touched, whole
 from pyvswitch.datapath.kernels.hash import hash_key
 from pyvswitch.datapath.kernels.parse import parse_burst, parse_frame
 from pyvswitch.datapath.kernels.state import *  # noqa: F403 (constants)
@@ -65,6 +68,7 @@ def _emc_should_insert(p):
 
 @kernel(nrt=False, inline=True)
 def _free_slot(p, slot):
+    p.xs[2 * slot] = 0
     p.free[p.ctl[C_FREE_TOP]] = slot
     p.ctl[C_FREE_TOP] += 1
 
@@ -86,6 +90,7 @@ def _miss(p, slot, off, length, key, in_port):
         p.stats[S_LOST] += 1
         _free_slot(p, slot)
         return
+    whole(p, slot, off, length)                  # it outlives the burst
     for w in range(p.upq_key.shape[1]):
         p.upq_key[n, w] = key[w]
     m = p.upq_meta[n]
@@ -180,15 +185,16 @@ def _poll_rxq(p, t, j, now):
     for i in range(nmax):
         p.burst[B_SLOT, i] = p.free[top - 1 - i]
     io = view_i64(p.rowptr[r], pio.IO_COLS)
-    n = portio.rx_burst(view_u8(p.memptr[r, 0], p.memptr[r, 1]), io, p.pool, p.burst[B_SLOT],
-                        p.burst[B_OFF], p.burst[B_LEN], nmax, p.qstats[r])
-    if n <= 0:
-        return 0
-    n = min(n, nmax)
-    p.ctl[C_FREE_TOP] = top - n
-    p.stats[S_PACKETS] += n
-    process_burst(p, t, n, io[pio.IO_PORT], now)
-    return n
+    mem = view_u8(p.memptr[r, 0], p.memptr[r, 1])
+    n = portio.rx_burst(mem, io, p.pool, p.burst[B_SLOT], p.burst[B_OFF], p.burst[B_LEN], nmax,
+                        p.qstats[r], p.xs)
+    if n > 0:
+        n = min(n, nmax)
+        p.ctl[C_FREE_TOP] = top - n
+        p.stats[S_PACKETS] += n
+        process_burst(p, t, n, io[pio.IO_PORT], now)
+    portio.rx_done(mem, io)                       # frames held by reference are done with
+    return max(n, 0)
 
 
 @kernel(nrt=False)

@@ -36,10 +36,31 @@ try:
     from pyvswitch.ports.tap import rx_burst as tap_rx, tx_flush as tap_flush, tx_one as tap_tx
 except ImportError:                           # pragma: no cover
     tap_rx, tap_tx, tap_flush = _rx_none, _tx_none, _flush_none
+
+
+@kernel(nrt=False)
+def _rx_split_none(mem, io, pool, slots, offs, lens, n_max, qstats, xs):
+    return 0
+
+
+@kernel(nrt=False)
+def _tx_split_none(mem, io, pool, slot, off, hl, xaddr, length, qstats):
+    qstats[pio.Q_TX_DROPPED] += 1
+    return 0
+
+
+@kernel(nrt=False)
+def _done_none(mem, io):
+    return None
+
+
 try:
-    from pyvswitch.ports.vhost.virtq import rx_burst as vhu_rx, tx_flush as vhu_flush, tx_one as vhu_tx
+    from pyvswitch.ports.vhost.virtq import (rx_burst_split as vhu_rx, rx_done as vhu_done,
+                                             tx_flush as vhu_flush, tx_one as vhu_tx,
+                                             tx_one_split as vhu_tx_split)
 except ImportError:                           # pragma: no cover
-    vhu_rx, vhu_tx, vhu_flush = _rx_none, _tx_none, _flush_none
+    vhu_rx, vhu_tx, vhu_flush = _rx_split_none, _tx_none, _flush_none
+    vhu_tx_split, vhu_done = _tx_split_none, _done_none
 
 
 @kernel(nrt=False)
@@ -59,7 +80,9 @@ except ImportError:                           # pragma: no cover
 
 
 @kernel(nrt=False)
-def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
+def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats, xs):
+    """vhost-user rows receive by reference (virtq.rx_burst_split: the split
+    table xs, rx_done after the burst); the others copy into the slots."""
     t = io[pio.IO_TYPE]
     if t == pio.PT_DUMMY:
         return dummy.rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats)
@@ -68,8 +91,28 @@ def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
     if t == pio.PT_TAP:
         return tap_rx(mem, io, pool, slots, offs, lens, n_max, qstats)
     if t == pio.PT_VHOST:
-        return vhu_rx(mem, io, pool, slots, offs, lens, n_max, qstats)
+        return vhu_rx(mem, io, pool, slots, offs, lens, n_max, qstats, xs)
     return 0
+
+
+@kernel(nrt=False)
+def rx_done(mem, io):
+    """After the burst of rx_burst is processed: frames held by reference go
+    back to their owner."""
+    if io[pio.IO_TYPE] == pio.PT_VHOST:
+        vhu_done(mem, io)
+
+
+@kernel(nrt=False)
+def tx_split(mem, io, pool, slot, off, hl, xaddr, length, qstats):
+    """tx_one of a frame held by reference (hl bytes in the slot, the rest at
+    xaddr): 1/0 as tx_one, or -2 if the port type needs the frame whole."""
+    if io[pio.IO_TYPE] != pio.PT_VHOST:
+        return -2
+    if io[pio.IO_LINK_UP] == 0:
+        qstats[pio.Q_TX_DROPPED] += 1
+        return 0
+    return vhu_tx_split(mem, io, pool, slot, off, hl, xaddr, length, qstats)
 
 
 @kernel(nrt=False)

@@ -32,6 +32,11 @@ object keeps those arrays referenced while their addresses are published.
     tkey[KEY_WORDS] uint64 / tnl_out[8] int64   tnl_pop's new metadata / outer fields
     ct                                the connection table (conntrack/table.py)
     ct_out[8] int64 / ct_q[6] uint64  ct_process's results / scratch tuple
+    xs[2 * n_slots] int64             split table: a frame received by reference
+                                      (vhost-user) has xs[2s] > 0 bytes in slot s
+                                      and the rest at address xs[2s+1], valid
+                                      until the end of its burst; 0 for every
+                                      free slot (whoever frees a slot clears it)
 """
 
 from collections import namedtuple
@@ -60,6 +65,7 @@ S_TX_PACKETS, S_USERSPACE, S_RECIRC_DROP, S_NO_SLOT, S_TX_NOPORT = range(13, 18)
 S_RECIRC = 18       # recirculations (extra datapath passes)
 S_TNL_PUSH_ERR = 19 # tnl_push without headroom
 S_TNL_POP_ERR = 20  # tnl_pop of a frame that is not VXLAN to the port (tunnel.POP_ERRORS)
+S_SPLIT_COPY = 21   # frames held by reference copied whole (an action or port needed them)
 S_COLS = 24
 
 B_SLOT, B_OFF, B_LEN, B_FLOW = range(4)
@@ -76,7 +82,7 @@ RET_ITER, RET_GEN, RET_UPCALL, RET_STOP = 0, 1, 2, 3
 
 PmdState = namedtuple("PmdState", "pool free ctl stats rxq rowptr memptr qstats txmap touched tlist burst keys "
                                   "upq_key upq_meta pollfds timespec rxq_cycles rcq_key rcq_meta rkey "
-                                  "tkey tnl_out ct ct_out ct_q")
+                                  "tkey tnl_out ct ct_out ct_q xs")
 
 
 def new_state(pool, free_slots, max_rows=64, upq_len=64, ct=None):
@@ -97,7 +103,8 @@ def new_state(pool, free_slots, max_rows=64, upq_len=64, ct=None):
         rcq_key=np.zeros((BURST, KEY_WORDS), np.uint64), rcq_meta=np.zeros((BURST, RC_COLS), np.int64),
         rkey=np.zeros(KEY_WORDS, np.uint64), tkey=np.zeros(KEY_WORDS, np.uint64),
         tnl_out=np.zeros(8, np.int64), ct=CT.new_table(64) if ct is None else ct,
-        ct_out=np.zeros(8, np.int64), ct_q=np.zeros(CT.T_WORDS, np.uint64))
+        ct_out=np.zeros(8, np.int64), ct_q=np.zeros(CT.T_WORDS, np.uint64),
+        xs=np.zeros(2 * pool.shape[0], np.int64))
     p.ctl[C_FREE_TOP] = len(free_slots)
     p.ctl[C_WAKE_FD] = -1
     p.ctl[C_MAX_ITER] = 1 << 16

@@ -90,6 +90,7 @@ V_PACKETS = 13         # chains consumed / frames delivered
 V_PUBLISHED = 14       # used idx last published to the guest
 V_NB0 = 15             # 2 words: tx scratch (num_buffers offsets), under V_LOCK
 V_KICK_FD = 17         # -1: none; an idle PMD sleeps on it (notify.py)
+V_SPLIT = 18           # frames received by reference (rx_burst_split: headers copied, payload not)
 CTRL_WORDS = VR_BASE + MAX_VRINGS * VR_WORDS         # 864 words < CTRL_BYTES / 8
 
 # io row columns of vhost rows (ports/io.py IO_X0 on)

@@ -199,6 +199,7 @@ class _VhostPort(Port):
             for i, name in enumerate(L.ERR_NAMES):
                 st[name] = str(int(c[L.ERR_BASE + i]))
             st["guest_calls"] = str(sum(int(c[L.vr(i) + L.V_CALLS]) for i in range(L.MAX_VRINGS)))
+            st["rx_by_reference"] = str(sum(int(c[L.vr(i) + L.V_SPLIT]) for i in range(L.MAX_VRINGS)))
         for k, v in self.ctl_counters.items():
             st[k] = str(v)
         return st

@@ -6,6 +6,13 @@
         header into a pool slot, return the chain in the used ring (len 0),
         publish used.idx once per burst and call the guest if it wants it.
         Queue 0 puts a pending SEND_RARP frame first (rarp.py).
+    rx_burst_split(..., xs) -> n  /  rx_done(mem, io)
+        The same, but a long TCP/UDP frame is copied only up to SPLIT_HDR
+        bytes (its headers: what the switch classifies and tracks is its own
+        copy, which the guest cannot change afterwards); the payload stays in
+        the guest's buffer, referenced from the split table xs, and the used
+        entries are published by rx_done after the burst has been processed.
+        Guest to guest, the payload is then copied once (tx_one_split).
     tx_one(mem, io, pool, slot, off, length, qstats) -> 1/0
         Deliver a frame into the guest's RX queue chosen from the tx vring
         map: a zeroed header with num_buffers, the frame, spread over as many
@@ -34,7 +41,7 @@ Dirty pages (VHOST_F_LOG_ALL) are logged with atomic_or after a release fence.
 import numpy as np
 
 from pyvswitch.core.intrinsics import (atomic_or, fence_acquire, fence_release, fence_seq_cst,
-                                       memcpy_u8, store_release)
+                                       memcpy_u8, store_release, view_u8)
 from pyvswitch.ports.vhost._jit import hot
 from pyvswitch.core.libc import c_write
 from pyvswitch.core.pool import HEADROOM
@@ -51,12 +58,15 @@ from pyvswitch.ports.vhost.layout import (E_AVAIL_JUMP, E_BAD_DESC_ADDR,
                                           R_GPA, R_MOFF, R_SIZE, R_WORDS, REG_BASE, TXMAP_BASE,
                                           V_AVAIL, V_BROKEN, V_CALL_FD, V_CALLS, V_DESC, V_LAST_AVAIL,
                                           V_LOCK, V_LOG_USED, V_N, V_NB0, V_PACKETS, V_PUBLISHED, V_READY,
-                                          V_SIGNALLED, V_USED, V_USED_IDX, VR_BASE, VR_WORDS,
+                                          V_SIGNALLED, V_SPLIT, V_USED, V_USED_IDX, VR_BASE, VR_WORDS,
                                           VRING_AVAIL_F_NO_INTERRUPT, VRING_DESC_F_INDIRECT,
                                           VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, X_TXHINT, X_VRING)
 
 LOCK_SPINS = 1 << 20
 COUNTED = -1000               # _deliver: error already counted (ring broken)
+SPLIT_HDR = 192               # rx_burst_split: header bytes copied into the slot
+SPLIT_MIN = 320               # ... of frames at least this long (shorter: copied whole)
+XS_HDR, XS_ADDR = 0, 1        # the split table: xs[2 * slot + XS_*] (datapath state.py)
 
 
 @hot
@@ -145,41 +155,71 @@ def publish(mem, v):
 
 
 @hot
-def _read_chain(mem, v, head, hdr, dst, cap):
-    """Copy a TX chain (minus hdr bytes) to dst[HEADROOM:]; length or -1-E_*."""
+def _splittable(b, o):
+    """True if the frame at b[o:] is IPv4 or IPv6 (one VLAN tag at most) carrying
+    TCP or UDP with no IPv6 extension header: then every byte the parser and
+    conntrack read lies in the first SPLIT_HDR bytes (14 + 4 + 60 + 60 < 192)."""
+    et = (np.int64(b[o + 12]) << 8) | b[o + 13]
+    ip = o + 14
+    if et == 0x8100:
+        et = (np.int64(b[o + 16]) << 8) | b[o + 17]
+        ip += 4
+    if et == 0x0800:
+        proto = b[ip + 9]
+    elif et == 0x86DD:
+        proto = b[ip + 6]
+    else:
+        return False
+    return proto == 6 or proto == 17
+
+
+@hot
+def _read_chain(mem, v, head, hdr, dst, cap, split):
+    """Copy a TX chain (minus hdr bytes) to dst[HEADROOM:]; (length or -1-E_*,
+    bytes in dst, mem offset of the rest). With split, a frame of at least
+    SPLIT_MIN bytes whose last buffer holds everything past SPLIT_HDR and whose
+    headers fit (_splittable) is copied only up to SPLIT_HDR: the rest stays in
+    the guest's buffer (returned to the guest once the burst is processed)."""
     n, desc = cw(mem, v + V_N), cw(mem, v + V_DESC)
     idx, hops, skip, pos = head, 0, hdr, 0
     over = False
     while True:
         if idx < 0 or idx >= n:
-            return -1 - E_BAD_DESC_INDEX
+            return -1 - E_BAD_DESC_INDEX, 0, 0
         hops += 1
         if hops > n:
-            return -1 - E_CHAIN_TOO_LONG
+            return -1 - E_CHAIN_TOO_LONG, 0, 0
         o = desc + 16 * idx
         addr = ld64(mem, o)
         ln = ld32(mem, o + 8)
         fl = ld16(mem, o + 12)
         if fl & (VRING_DESC_F_WRITE | VRING_DESC_F_INDIRECT):
-            return -1 - E_BAD_DESC_FLAGS
+            return -1 - E_BAD_DESC_FLAGS, 0, 0
         m = translate(mem, addr, ln)
         if m < 0:
-            return -1 - E_BAD_DESC_ADDR
+            return -1 - E_BAD_DESC_ADDR, 0, 0
         s = min(skip, ln)
         skip -= s
         c = ln - s
+        last = (fl & VRING_DESC_F_NEXT) == 0
         if c > 0:
             if pos + c > cap:
                 over = True                  # keep walking: a loop is reported as such
+            elif split and last and pos < SPLIT_HDR and pos + c >= SPLIT_MIN:
+                k = SPLIT_HDR - pos
+                memcpy_u8(dst, HEADROOM + pos, mem, m + s, k)
+                if _splittable(dst, HEADROOM):
+                    return pos + c, SPLIT_HDR, m + s + k
+                memcpy_u8(dst, HEADROOM + SPLIT_HDR, mem, m + s + k, c - k)
             else:
                 memcpy_u8(dst, HEADROOM + pos, mem, m + s, c)
             pos += c
-        if (fl & VRING_DESC_F_NEXT) == 0:
+        if last:
             break
         idx = ld16(mem, o + 14)
     if over or pos < 14:
-        return -1 - E_RX_OVERSIZE
-    return pos
+        return -1 - E_RX_OVERSIZE, 0, 0
+    return pos, pos, 0
 
 
 @hot
@@ -196,7 +236,7 @@ def _inject_rarp(mem, pool, slots, offs, lens, nmax, qstats):
 
 
 @hot
-def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
+def _rx(mem, io, pool, slots, offs, lens, n_max, qstats, xs, split):
     ring = io[X_VRING]
     if ring < 0 or ring >= MAX_VRINGS:
         return 0
@@ -220,7 +260,7 @@ def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
     hdr = cw(mem, G_HDR_LEN)
     cap = np.int64(pool.shape[1]) - HEADROOM
     uidx = cw(mem, v + V_USED_IDX)
-    taken = 0
+    taken, nsplit = 0, 0
     while taken < navail and got < nmax:
         head = ld16(mem, avail + 4 + 2 * (last & (n - 1)))
         if head >= n:
@@ -229,7 +269,7 @@ def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
         slot = slots[got]
         if slot < 0 or slot >= pool.shape[0]:
             break
-        r = _read_chain(mem, v, head, hdr, pool[slot], cap)
+        r, hl, rest = _read_chain(mem, v, head, hdr, pool[slot], cap, split)
         last += 1
         taken += 1
         _put_used(mem, v, uidx, head, 0)
@@ -241,6 +281,13 @@ def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
             else:
                 qstats[pio.Q_RX_ERRORS] += 1
             continue
+        if split:
+            if hl < r:
+                xs[2 * slot + XS_HDR] = hl
+                xs[2 * slot + XS_ADDR] = mem.ctypes.data + rest
+                nsplit += 1
+            else:
+                xs[2 * slot + XS_HDR] = 0
         offs[got] = HEADROOM
         lens[got] = r
         qstats[pio.Q_RX_PACKETS] += 1
@@ -249,14 +296,43 @@ def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
     cset(mem, v + V_LAST_AVAIL, last)
     cset(mem, v + V_USED_IDX, uidx)
     cadd(mem, v + V_PACKETS, taken)
-    publish(mem, v)
+    if nsplit > 0:
+        cadd(mem, v + V_SPLIT, nsplit)
     return got
 
 
 @hot
-def _put_stream(mem, m, c, spos, hdr, src, soff, v):
-    """Write stream bytes [spos, spos+c) at mem[m:]: a zero header of hdr bytes
-    then src[soff:]; V_NB0/V_NB0+1 get the mem offsets of header bytes 10, 11."""
+def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
+    """Frames copied whole into their slots; the chains go back to the guest now."""
+    got = _rx(mem, io, pool, slots, offs, lens, n_max, qstats, offs, False)   # xs unused
+    rx_done(mem, io)
+    return got
+
+
+@hot
+def rx_burst_split(mem, io, pool, slots, offs, lens, n_max, qstats, xs):
+    """rx_burst, but long TCP/UDP frames keep their payload in the guest's
+    buffer: xs[2 * slot + XS_HDR] bytes are in the slot (0: all of them), the
+    rest at address xs[2 * slot + XS_ADDR]. The caller must call rx_done once it has
+    finished with the burst (sent, copied or dropped every frame): only then
+    do the guest's buffers go back to it."""
+    return _rx(mem, io, pool, slots, offs, lens, n_max, qstats, xs, True)
+
+
+@hot
+def rx_done(mem, io):
+    """Publish the used entries of the rx vring (the guest may reuse its buffers)."""
+    ring = io[X_VRING]
+    if ring < 0 or ring >= MAX_VRINGS:
+        return
+    publish(mem, VR_BASE + ring * VR_WORDS)
+
+
+@hot
+def _put_stream(mem, m, c, spos, hdr, src, soff, hl, xsrc, v):
+    """Write stream bytes [spos, spos+c) at mem[m:]: a zero header of hdr bytes,
+    then the frame: its first hl bytes from src[soff:], the rest from xsrc[0:].
+    V_NB0/V_NB0+1 get the mem offsets of header bytes 10, 11."""
     k = 0
     while k < c and spos + k < hdr:
         p = spos + k
@@ -266,14 +342,21 @@ def _put_stream(mem, m, c, spos, hdr, src, soff, v):
         elif p == 11:
             cset(mem, v + V_NB0 + 1, m + k)
         k += 1
+    f = spos + k - hdr                       # frame offset of the next byte
+    if k < c and f < hl:
+        a = min(c - k, hl - f)
+        memcpy_u8(mem, m + k, src, soff + f, a)
+        k += a
+        f += a
     if k < c:
-        memcpy_u8(mem, m + k, src, soff + (spos + k - hdr), c - k)
+        memcpy_u8(mem, m + k, xsrc, f - hl, c - k)
 
 
 @hot
-def _deliver(mem, v, src, soff, length):
-    """Frame src[soff:soff+length] into the guest RX ring of vring word v.
-    Returns chains used (> 0), COUNTED (ring broken) or -1-E_*."""
+def _deliver(mem, v, src, soff, hl, xsrc, length):
+    """Frame of `length` bytes into the guest RX ring of vring word v: the first
+    hl from src[soff:], the rest from xsrc (_put_stream). Returns chains used
+    (> 0), COUNTED (ring broken) or -1-E_*."""
     n, desc, avail = cw(mem, v + V_N), cw(mem, v + V_DESC), cw(mem, v + V_AVAIL)
     aidx = ld16_acquire(mem, avail + 2)
     last, uidx = cw(mem, v + V_LAST_AVAIL), cw(mem, v + V_USED_IDX)
@@ -317,7 +400,7 @@ def _deliver(mem, v, src, soff, length):
             if m < 0:
                 bad = E_BAD_DESC_ADDR
                 break
-            _put_stream(mem, m, c, spos, hdr, src, soff, v)
+            _put_stream(mem, m, c, spos, hdr, src, soff, hl, xsrc, v)
             _log(mem, addr, c)
             spos += c
             written += c
@@ -369,21 +452,18 @@ def _tx_vring(mem, io):
 
 
 @hot
-def tx_one(mem, io, pool, slot, off, length, qstats):
+def _tx(mem, io, src, soff, hl, xsrc, length, qstats):
     v = _tx_vring(mem, io)
     if v < 0:
         _err(mem, E_NOT_READY)
         qstats[pio.Q_TX_DROPPED] += 1
-        return 0
-    if slot < 0 or slot >= pool.shape[0] or off < 0 or length <= 0 or off + length > pool.shape[1]:
-        qstats[pio.Q_TX_ERRORS] += 1
         return 0
     if not _lock(mem, v + V_LOCK):
         qstats[pio.Q_TX_DROPPED] += 1
         return 0
     r = -1 - E_NOT_READY
     if cw(mem, v + V_READY) != 0:
-        r = _deliver(mem, v, pool[slot], off, length)
+        r = _deliver(mem, v, src, soff, hl, xsrc, length)
         if r > 0:
             cadd(mem, v + V_PACKETS, 1)
     _unlock(mem, v + V_LOCK)
@@ -401,6 +481,26 @@ def tx_one(mem, io, pool, slot, off, length, qstats):
     else:
         qstats[pio.Q_TX_ERRORS] += 1
     return 0
+
+
+@hot
+def tx_one(mem, io, pool, slot, off, length, qstats):
+    if slot < 0 or slot >= pool.shape[0] or off < 0 or length <= 0 or off + length > pool.shape[1]:
+        qstats[pio.Q_TX_ERRORS] += 1
+        return 0
+    b = pool[slot]
+    return _tx(mem, io, b, off, length, b, length, qstats)
+
+
+@hot
+def tx_one_split(mem, io, pool, slot, off, hl, xaddr, length, qstats):
+    """tx_one of a frame received by reference (rx_burst_split): its first hl
+    bytes at pool[slot, off:], the rest at address xaddr -- one copy in all."""
+    if slot < 0 or slot >= pool.shape[0] or off < 0 or hl <= 0 or hl > length \
+            or off + length > pool.shape[1] or xaddr == 0:
+        qstats[pio.Q_TX_ERRORS] += 1
+        return 0
+    return _tx(mem, io, pool[slot], off, hl, view_u8(xaddr, length - hl), length, qstats)
 
 
 @hot

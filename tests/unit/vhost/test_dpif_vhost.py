@@ -1,15 +1,19 @@
 """vhost-user ports in a real Dpif (PMD thread, upcalls, flows port to port)
 with our front-end as the guests: jumbo frames need the packet pool to grow
-(Dpif.fit_mtu: at add_port for the port's MTU, or at run time), and an idle
-PMD sleeping on the guests' kick eventfds wakes for the first frame."""
+(Dpif.fit_mtu: at add_port for the port's MTU, or at run time), an idle
+PMD sleeping on the guests' kick eventfds wakes for the first frame, and long
+TCP/UDP frames cross guest to guest with their payload copied once (received
+by reference), made whole when an action, an upcall or a port needs it."""
 
 import random
+import struct
 import time
 
 import pytest
 
 from pyvswitch.datapath import layout as DL
 from pyvswitch.datapath.dpif import Dpif
+from pyvswitch.ports.dummy import DummyPort
 from pyvswitch.ports.vhost.frontend import VirtioUser
 from pyvswitch.ports.vhost.port import VhostUserPort
 
@@ -23,8 +27,13 @@ class Pair:
 
     def __init__(self, tmp_path, mtu=1500, sleep_max_us=1000):
         self.dp = Dpif("br-vh", str(tmp_path), sleep_max_us=sleep_max_us)
-        self.dp.set_upcall_handler(lambda keys, in_ports, pk: [
-            ([("output", 3 - int(ip))], IN_PORT_MASK) for ip in in_ports])
+        self.actions = lambda ip: [("output", 3 - ip)]     # in_port -> datapath actions
+        self.upcalls = 0
+
+        def upcall(keys, in_ports, pk):
+            self.upcalls += len(pk)
+            return [(self.actions(int(ip)), IN_PORT_MASK) for ip in in_ports]
+        self.dp.set_upcall_handler(upcall)
         self.ports, self.fes = [], []
         for i in range(2):
             p = VhostUserPort(f"vhu{i}", {"vhost-sock-dir": str(tmp_path)})
@@ -123,3 +132,99 @@ def test_idle_pmd_wakes_on_the_first_kick(pair):
     assert not late, late
     assert p.dp.pmd_stats()[p.dp.pmds[0].core]["sleeps"] > 0
     assert p.fes[0].kicks_sent > 0 and p.fes[1].kicks_sent > 0  # the PMD asked for kicks
+
+
+def ip_frame(length, seed, proto=17, v6=False, vlan=False):
+    """An Ethernet frame of `length` bytes carrying IPv4 or IPv6 with TCP (6) or
+    UDP (17) and a random payload: what the switch receives by reference."""
+    rng = random.Random(seed)
+    eth = bytes.fromhex("020000000002020000000001")
+    if vlan:
+        eth += bytes.fromhex("81000005")
+    l4 = struct.pack("!HHIIHHHH", 1000 + seed, 80, seed, 0, 0x5010, 512, 0, 0) if proto == 6 \
+        else struct.pack("!HHHH", 1000 + seed, 53, 0, 0)
+    hl = len(eth) + 2 + (40 if v6 else 20) + len(l4)
+    pay = bytes(rng.randrange(256) for _ in range(length - hl))
+    if v6:
+        ip = struct.pack("!IHBB", 0x60000000, len(l4) + len(pay), proto, 64) + bytes(range(32))
+        return eth + b"\x86\xdd" + ip + l4 + pay
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4) + len(pay), seed, 0, 64, proto, 0,
+                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    return eth + b"\x08\x00" + ip + l4 + pay
+
+
+def _by_ref(port):
+    return int(port.status()["rx_by_reference"])
+
+
+def _split_copies(p):
+    return sum(s["split_copies"] for s in p.dp.pmd_stats().values())
+
+
+def test_long_frames_cross_with_one_copy(pair):
+    """IPv4/IPv6, TCP/UDP, tagged or not, up to a 1500-byte MTU: received by
+    reference, delivered byte for byte, never made whole on the way."""
+    p = pair()
+    frames = [ip_frame(n, i, proto, v6, vlan) for i, (n, proto, v6, vlan) in enumerate(
+        [(1514, 17, False, False), (1514, 6, True, False), (400, 6, False, True),
+         (320, 17, True, False), (1000, 6, False, False)])]
+    before = _split_copies(p)
+    assert p.through(frames) == frames
+    assert p.through(frames, src=1) == frames
+    assert _by_ref(p.ports[0]) == len(frames) and _by_ref(p.ports[1]) == len(frames)
+    assert _split_copies(p) == before
+    st = p.dp.port_stats(2)
+    assert st["tx_packets"] >= len(frames) and st["tx_errors"] == 0
+
+
+def test_short_or_other_frames_are_copied_whole(pair):
+    """Below SPLIT_MIN, or not TCP/UDP over IP (here: ICMP, a raw ethertype):
+    copied into the slot as before."""
+    p = pair()
+    icmp = bytearray(ip_frame(1000, 3, proto=17))
+    icmp[23] = 1                                             # IPv4 protocol: ICMP
+    frames = [ip_frame(300, 1), bytes(icmp), frame(1200, 4)]
+    assert p.through(frames) == frames
+    assert _by_ref(p.ports[0]) == 0
+
+
+def test_rewrite_makes_the_frame_whole(pair):
+    """push_vlan moves the MAC addresses: the frame is made whole first, and
+    arrives tagged with its payload intact."""
+    p = pair()
+    p.actions = lambda ip: [("push_vlan", 0x0007), ("output", 3 - ip)]
+    p.dp.flow_flush()
+    f = ip_frame(1200, 9)
+    tag = bytes.fromhex("81000007")
+    before = _split_copies(p)
+    assert p.through([f]) == [f[:12] + tag + f[12:]]
+    assert _split_copies(p) == before + 1
+
+
+def test_upcall_keeps_a_frame_received_by_reference(pair):
+    """The first frame of a flow waits for the upcall past its burst: it is
+    made whole before the guest gets its buffer back."""
+    p = pair()
+    n = p.upcalls
+    p.dp.flow_flush()
+    f = ip_frame(1400, 11)
+    before = _split_copies(p)
+    assert p.through([f]) == [f]
+    assert p.upcalls == n + 1 and _split_copies(p) == before + 1
+
+
+def test_output_to_a_port_that_needs_the_frame_whole(pair):
+    """vhost-user to a dummy port (like afpacket or tap: not by reference)."""
+    p = pair()
+    p.actions = lambda ip: [("output", 3), ("output", 3 - ip)]
+    d = DummyPort("d0", {})
+    d.open()
+    try:
+        assert p.dp.add_port(d, 3) == 3
+        p.dp.flow_flush()
+        f = ip_frame(1300, 12, proto=6)
+        assert p.through([f]) == [f]
+        assert wait(lambda: d.capture() == [f])
+    finally:
+        p.dp.del_port(3)
+        d.close()
