@@ -99,6 +99,7 @@ from pyvswitch.ports.io import IO_X0  # noqa: E402
 X_VRING = IO_X0        # rx rows: the vring polled (2q+1)
 X_TXHINT = IO_X0 + 1   # tx rows: spread PMDs over the tx vring map
 X_ARMED = IO_X0 + 2    # rx rows: kick fd armed for the PMD's current sleep, -1 none (notify.py)
+X_TXLOCK = IO_X0 + 3   # tx rows: control word of the V_LOCK this row holds until tx_flush, 0 none
 
 # virtio constants
 VRING_DESC_F_NEXT = 1

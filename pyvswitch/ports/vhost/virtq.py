@@ -33,8 +33,10 @@ jump marks the ring broken (V_BROKEN, V_READY = 0) and the control thread
 disconnects the peer.
 
 Several PMDs (and the control thread's packet-out row) may transmit into one
-guest RX ring: tx_one and tx_flush hold the ring's V_LOCK (atomic_or as a
-test-and-set, store_release to unlock). Receive rows are polled by one PMD.
+guest RX ring: a row takes the ring's V_LOCK (atomic_or as a test-and-set) at
+its first tx_one of a burst and tx_flush releases it (store_release), so a
+burst costs one atomic (X_TXLOCK: the lock a row holds). Every tx_one is
+followed by a tx_flush of its row before the PMD leaves the burst. Receive rows are polled by one PMD.
 Dirty pages (VHOST_F_LOG_ALL) are logged with atomic_or after a release fence.
 """
 
@@ -60,7 +62,7 @@ from pyvswitch.ports.vhost.layout import (E_AVAIL_JUMP, E_BAD_DESC_ADDR,
                                           V_LOCK, V_LOG_USED, V_N, V_NB0, V_PACKETS, V_PUBLISHED, V_READY,
                                           V_SIGNALLED, V_SPLIT, V_USED, V_USED_IDX, VR_BASE, VR_WORDS,
                                           VRING_AVAIL_F_NO_INTERRUPT, VRING_DESC_F_INDIRECT,
-                                          VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, X_TXHINT, X_VRING)
+                                          VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, X_TXHINT, X_TXLOCK, X_VRING)
 
 LOCK_SPINS = 1 << 20
 COUNTED = -1000               # _deliver: error already counted (ring broken)
@@ -334,6 +336,13 @@ def _put_stream(mem, m, c, spos, hdr, src, soff, hl, xsrc, v):
     then the frame: its first hl bytes from src[soff:], the rest from xsrc[0:].
     V_NB0/V_NB0+1 get the mem offsets of header bytes 10, 11."""
     k = 0
+    if spos == 0 and c >= hdr:               # the usual case: the whole header here
+        for j in range(hdr):
+            mem[m + j] = 0
+        if hdr >= 12:
+            cset(mem, v + V_NB0, m + 10)
+            cset(mem, v + V_NB0 + 1, m + 11)
+        k = hdr
     while k < c and spos + k < hdr:
         p = spos + k
         mem[m + k] = 0
@@ -452,13 +461,29 @@ def _tx_vring(mem, io):
 
 
 @hot
+def _hold(mem, io, w):
+    """Take the ring lock at control word w for this row until tx_flush: one
+    atomic per burst, not per frame (as DPDK's enqueue_burst holds its vq)."""
+    held = io[X_TXLOCK]
+    if held == w:
+        return True
+    if held != 0:
+        _unlock(mem, held)
+        io[X_TXLOCK] = 0
+    if not _lock(mem, w):
+        return False
+    io[X_TXLOCK] = w
+    return True
+
+
+@hot
 def _tx(mem, io, src, soff, hl, xsrc, length, qstats):
     v = _tx_vring(mem, io)
     if v < 0:
         _err(mem, E_NOT_READY)
         qstats[pio.Q_TX_DROPPED] += 1
         return 0
-    if not _lock(mem, v + V_LOCK):
+    if not _hold(mem, io, v + V_LOCK):
         qstats[pio.Q_TX_DROPPED] += 1
         return 0
     r = -1 - E_NOT_READY
@@ -466,7 +491,6 @@ def _tx(mem, io, src, soff, hl, xsrc, length, qstats):
         r = _deliver(mem, v, src, soff, hl, xsrc, length)
         if r > 0:
             cadd(mem, v + V_PACKETS, 1)
-    _unlock(mem, v + V_LOCK)
     io[pio.IO_TX_PENDING] += 1                    # chains may have been returned
     if r > 0:
         qstats[pio.Q_TX_PACKETS] += 1
@@ -505,12 +529,21 @@ def tx_one_split(mem, io, pool, slot, off, hl, xaddr, length, qstats):
 
 @hot
 def tx_flush(mem, io, qstats):
+    """Publish what this row delivered since the last flush and release the
+    ring lock it held since then."""
+    held = io[X_TXLOCK]
+    io[X_TXLOCK] = 0
     if io[pio.IO_TX_PENDING] == 0:
+        if held != 0:
+            _unlock(mem, held)
         return None
     io[pio.IO_TX_PENDING] = 0
     v = _tx_vring(mem, io)
-    if v < 0 or not _lock(mem, v + V_LOCK):
-        return None
+    if v < 0 or held != v + V_LOCK:
+        if held != 0:
+            _unlock(mem, held)
+        if v < 0 or not _lock(mem, v + V_LOCK):
+            return None
     if cw(mem, v + V_READY) != 0:
         publish(mem, v)
     _unlock(mem, v + V_LOCK)
