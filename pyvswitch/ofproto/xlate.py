@@ -148,9 +148,6 @@ def xlate(ofp, key, now, learn=True, set_vlan=False, trace=False, in_ofport=None
     return _result(ctx, flow)
 
 
-CT_STATE_NAMES = ("new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat")
-
-
 def _resume(ctx, flow, rid, frozen):
     """A recirculated packet: resume the frozen translation (ct(table=N))."""
     if frozen is None:
@@ -160,9 +157,8 @@ def _resume(ctx, flow, rid, frozen):
     flow[layout.KEY_WORDS:] = frozen.words
     put(flow, "in_port", frozen.in_port)
     ctx.in_port = frozen.in_port
-    st = get(flow, "ct_state")
-    names = "|".join(n for i, n in enumerate(CT_STATE_NAMES) if st >> i & 1)
-    ctx.note(f"resume conntrack with ct_state={names or '0'}")
+    ctx.note("thaw")                    # OVS's words (the Flow line shows ct_state)
+    ctx.note(f"Resuming from table {frozen.table}", 4)
     _table(ctx, frozen.table)
     if ctx.action_set and not ctx.error:
         XA.run_action_set(ctx)

@@ -11,7 +11,7 @@ from pyvswitch.core import vlog
 from pyvswitch.datapath import layout
 from pyvswitch.datapath.kernels.parse import parse_packet_ref
 from pyvswitch.openflow.text import FlowParseError, parse_flow
-from pyvswitch.ofproto.trace import trace
+from pyvswitch.ofproto.trace import parse_ct_state, trace
 from pyvswitch.vswitchd.unixctl import CommandError, Deferred
 
 VERSION = "pvs-vswitchd (pyvswitch) 0.1.0"
@@ -30,7 +30,8 @@ def register_all(sw):
     reg("dpif-netdev/pmd-rxq-show", "[-pmd core] [dp]", 0, 3, lambda a: sw.dpif.rxq_show())
     reg("dpctl/dump-flows", "[dp] [filter=...]", 0, 2, lambda a: sw.dpif.format_flows())
     reg("dpctl/del-flows", "[dp]", 0, 1, lambda a: _del_flows(sw))
-    reg("ofproto/trace", "bridge flow [packet-hex]", 2, 3, lambda a: _trace(sw, a[0], a[1], a[2:]))
+    reg("ofproto/trace", "bridge flow [--ct-next flags]... [packet-hex]", 2, 64,
+        lambda a: _trace(sw, *_trace_args(a)))
     reg("netdev-dummy/receive", "port packet-hex...", 2, 64, lambda a: _dummy_receive(sw, a[0], a[1:]))
     reg("netdev-dummy/capture", "port", 1, 1, lambda a: _dummy_capture(sw, a[0]))
     reg("netdev-dummy/set-admin-state", "[netdev] up|down", 1, 2,
@@ -88,7 +89,30 @@ def _del_flows(sw):
     return ""
 
 
-def _trace(sw, bridge, flow, packet_hex=()):
+def _trace_args(args):
+    """ofproto/trace's arguments, options anywhere as in OVS:
+    (bridge, flow, packet-hex tuple, ct_next list or None)."""
+    plain, ct_next = [], None
+    it = iter(args)
+    for a in it:
+        if a == "--ct-next":
+            text = next(it, None)
+            if text is None:
+                raise CommandError("Missing argument for option --ct-next")
+            try:
+                ct_next = (ct_next or []) + [parse_ct_state(text)]
+            except ValueError as e:
+                raise CommandError(str(e)) from None
+        elif a.startswith("-"):
+            raise CommandError(f"{a}: unknown option")
+        else:
+            plain.append(a)
+    if not 2 <= len(plain) <= 3:
+        raise CommandError("ofproto/trace: bridge flow [--ct-next flags]... [packet-hex]")
+    return plain[0], plain[1], tuple(plain[2:]), ct_next
+
+
+def _trace(sw, bridge, flow, packet_hex=(), ct_next=None):
     """ofproto/trace: the packet is described by a match (in_port is an
     ofport), or by the match's metadata plus a frame in hexadecimal; like
     OVS's, the trace has no side effects (nothing is learned)."""
@@ -114,7 +138,7 @@ def _trace(sw, bridge, flow, packet_hex=()):
         else:
             layout.pack_key({"in_port": dp_port}, out=words)
         return trace(o, words, sw.clock.now(), learn=False,
-                     in_ofport=port.ofport if port.dp_port is None else None)
+                     in_ofport=port.ofport if port.dp_port is None else None, ct_next=ct_next)
 
 
 # --- bonds (OVS's bond/* unixctl commands, same messages) ---------------------------

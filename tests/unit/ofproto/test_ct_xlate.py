@@ -71,5 +71,6 @@ def test_trace_shows_the_fork_and_the_resume(fw):
     assert "ct(table=1,zone=5)" in text and "resumed at table 1" in text
     rid = xlate(fw, pkt(11), 0.0).actions[0][1][1][1]
     text = trace(fw, layout.pack_key(pkt(11, recirc_id=rid, ct_state=CS_TRK | CS_NEW, ct_zone=5)), 0.0)
-    assert "resume conntrack with ct_state=new|trk" in text
+    assert "Flow: recirc_id=" in text and "ct_state=new|trk,ct_zone=5," in text
+    assert "    thaw\n        Resuming from table 1\n" in text
     assert "Datapath actions: ct(commit,zone=5,mark=0x2a/0xffffffff),12" in text
