@@ -7,6 +7,8 @@
                             bridge, OVS AF_PACKET)
     pvs-bench flows ...     flow table install / upcall / many-rule forwarding
     pvs-bench openflow ...  flow-mods and packet-ins over the wire
+    pvs-bench conntrack ... new connections/s through a firewall (pyvswitch and
+                            OVS-DPDK), memory per connection, security-group apply
 
 `pvs-bench COMMAND --help` describes each; every one writes JSON and Markdown
 under bench/results/ and says how its figures were measured.
@@ -15,7 +17,8 @@ under bench/results/ and says how its figures were measured.
 import importlib
 import sys
 
-COMMANDS = {"rfc2544": "rfc2544", "pvp": "pvp", "veth": "veth", "flows": "flows", "openflow": "openflow"}
+COMMANDS = {"rfc2544": "rfc2544", "pvp": "pvp", "veth": "veth", "flows": "flows", "openflow": "openflow",
+            "conntrack": "ct_bench"}
 
 
 def main(argv=None):
