@@ -65,6 +65,7 @@ def pmd_stats_show(dp):
             f"  miss with success upcall: {s['upcall_ok']}",
             f"  miss with failed upcall: {s['upcall_fail'] + s['lost']}",
             f"  avg. packets per output batch: {_avg(s['tx_packets'], s['tx_batches']):.2f}",
+            f"  frames received by reference made whole: {s['split_copies']}",
             f"  idle cycles: {idle} ({100 * _avg(idle, tot):.2f}%)",
             f"  processing cycles: {busy} ({100 * _avg(busy, tot):.2f}%)",
             f"  avg cycles per packet: {_avg(tot, pk):.2f} ({tot}/{pk})",
