@@ -9,6 +9,8 @@
     pvs-bench openflow ...  flow-mods and packet-ins over the wire
     pvs-bench conntrack ... new connections/s through a firewall (pyvswitch and
                             OVS-DPDK), memory per connection, security-group apply
+    pvs-bench report ...    rewrite the result tables of docs/BENCHMARKS.md from
+                            bench/results/*-latest.json (--check: only compare)
 
 `pvs-bench COMMAND --help` describes each; every one writes JSON and Markdown
 under bench/results/ and says how its figures were measured.
@@ -18,7 +20,7 @@ import importlib
 import sys
 
 COMMANDS = {"rfc2544": "rfc2544", "pvp": "pvp", "veth": "veth", "flows": "flows", "openflow": "openflow",
-            "conntrack": "ct_bench"}
+            "conntrack": "ct_bench", "report": "report"}
 
 
 def main(argv=None):
