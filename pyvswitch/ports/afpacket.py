@@ -292,8 +292,12 @@ def tx_one(mem, io, pool, slot, off, length, qstats):
     et = (np.int64(d[off + 12]) << 8) | d[off + 13]
     if et == 0x8100 or et == 0x88A8:
         maxlen += 4
-    if length > maxlen or length > fsize - TX_DATA:
-        qstats[pio.Q_TX_ERRORS] += 1              # the kernel would refuse it
+    if length > maxlen:                           # the kernel would refuse it
+        qstats[pio.Q_TX_MTU_DROPS] += 1
+        qstats[pio.Q_TX_DROPPED] += 1
+        return 0
+    if length > fsize - TX_DATA:
+        qstats[pio.Q_TX_ERRORS] += 1
         return 0
     fo = io[pio.IO_TX_OFF] + head * fsize
     st = _status(mem, fo) & TX_BUSY

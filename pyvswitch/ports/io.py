@@ -78,10 +78,11 @@ Q_TX_PACKETS = 4
 Q_TX_BYTES = 5
 Q_TX_DROPPED = 6
 Q_TX_ERRORS = 7
-Q_COLS = 8
+Q_TX_MTU_DROPS = 8   # frames longer than the port's MTU (also in tx_dropped), as OVS-DPDK counts
+Q_COLS = 9
 
 Q_NAMES = ("rx_packets", "rx_bytes", "rx_dropped", "rx_errors",
-           "tx_packets", "tx_bytes", "tx_dropped", "tx_errors")
+           "tx_packets", "tx_bytes", "tx_dropped", "tx_errors", "ovs_tx_mtu_exceeded_drops")
 
 
 def new_io_row(port_type, dp_port=0, queue=0, fd=-1):

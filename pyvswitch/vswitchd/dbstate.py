@@ -13,7 +13,7 @@ from pyvswitch.datapath.layout import get_field
 
 BOND_KEYS = ("bond_mode", "lacp", "bond_updelay", "bond_downdelay")
 STAT_KEYS = ("rx_packets", "rx_bytes", "rx_dropped", "rx_errors",
-             "tx_packets", "tx_bytes", "tx_dropped", "tx_errors")
+             "tx_packets", "tx_bytes", "tx_dropped", "tx_errors", "ovs_tx_mtu_exceeded_drops")
 
 
 def desired_state(snap):

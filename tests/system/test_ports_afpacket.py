@@ -311,7 +311,7 @@ def test_jumbo_mtu_9000(veth):
             assert rig.drain(4) == big
             assert rig.send(big) == 4
             assert [f for f, _ in w.recv(4, match=is_test)] == big
-            assert rig.send([mkframe(5, 9015)]) == 0 and rig.txq[pio.Q_TX_ERRORS] == 1
+            assert rig.send([mkframe(5, 9015)]) == 0 and rig.txq[pio.Q_TX_MTU_DROPS] == 1
         finally:
             w.close()
 

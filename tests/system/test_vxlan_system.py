@@ -258,3 +258,26 @@ def test_route_and_neighbour_commands(topo):
     assert "172.31.9.2" not in ha.appctl("tnl/neigh/show")
     wait_for(lambda: ping(ns(lab, "ga1"), GUESTS[("b", 1)]), 60, "a ping after tnl/neigh/flush")
     assert "172.31.9.2" in ha.appctl("tnl/neigh/show")
+
+
+def _mtu_drops(h):
+    out = h.vsctl("get", "Interface", "ua", "statistics:ovs_tx_mtu_exceeded_drops", check=False)
+    return int(out.strip().strip('"') or 0) if out.strip() else 0
+
+
+def test_frame_too_big_for_the_underlay_is_counted(topo):
+    """An inner 1500-byte packet needs a 1564-byte underlay frame: with the uplink's
+    MTU lowered to 1500 it is dropped and counted by name on the uplink
+    (ovs_tx_mtu_exceeded_drops, as OVS-DPDK names it); small packets still pass."""
+    lab, hosts = topo
+    ha = hosts["a"]
+    ga1 = ns(lab, "ga1")
+    ha.vsctl("set", "Interface", "ua", "mtu_request=1500")
+    try:
+        before = _mtu_drops(ha)
+        assert not ping(ga1, GUESTS[("b", 1)], count=3, size=1472)
+        wait_for(lambda: _mtu_drops(ha) >= before + 3, 30, "the MTU drops in the uplink's statistics")
+        assert ping(ga1, GUESTS[("b", 1)], count=2)
+    finally:
+        ha.vsctl("set", "Interface", "ua", "mtu_request=1550")
+    wait_for(lambda: ping(ga1, GUESTS[("b", 1)], size=1472), 30, "full-size frames after the MTU is back")

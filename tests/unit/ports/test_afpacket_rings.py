@@ -185,7 +185,9 @@ def test_tx_refuses_bad_lengths():
     assert afp.tx_one(mem, row, pool, 0, 2100, 100, q) == 0       # past the slot
     pool[0, 128 + 12:128 + 14] = (0x81, 0x00)                     # tagged: 4 more bytes
     assert afp.tx_one(mem, row, pool, 0, 128, 1518, q) == 1
-    assert q[pio.Q_TX_ERRORS] == 4 and q[pio.Q_TX_PACKETS] == 1
+    assert afp.tx_one(mem, row, pool, 0, 128, 1519, q) == 0       # tagged, 1 byte too long
+    assert q[pio.Q_TX_ERRORS] == 3 and q[pio.Q_TX_PACKETS] == 1
+    assert q[pio.Q_TX_MTU_DROPS] == 2 and q[pio.Q_TX_DROPPED] == 2
 
 
 # --- checksum completion ------------------------------------------------------
