@@ -25,11 +25,14 @@ from . import stats
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BLOCK = re.compile(r"(<!-- pvs-bench:([\w.-]+) -->\n)(.*?)(<!-- /pvs-bench:\2 -->)", re.S)
 NAMES = {"pyvswitch": "**pyvswitch**", "ovs-dpdk": "OVS-DPDK", "ovs-system": "OVS `type=system`",
-         "linux-bridge": "Linux bridge"}
+         "linux-bridge": "Linux bridge", "ovs": "Open vSwitch"}
 
 
 def _f(v, nd=3):
-    return stats.fmt(v, nd)
+    """nd decimals; whole numbers (nd=0) with thousands separators."""
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if nd == 0 else stats.fmt(v, nd)
 
 
 def _mmm(v, nd=3):

@@ -55,4 +55,6 @@ def test_renderer_by_name():
 
 def test_the_committed_benchmarks_doc_matches_the_committed_results():
     """docs/BENCHMARKS.md's tables are produced from bench/results (issue 8)."""
+    with open(os.path.join(REPO, "docs", "BENCHMARKS.md")) as f:
+        assert len(report.BLOCK.findall(f.read())) >= 5
     assert report.main(["--check"]) == 0
