@@ -268,7 +268,11 @@ class Tunnels:
             ctx.error = None
         if ctx.error:
             return None
-        if any(a[0] in ("clone", "tnl_push", "tnl_pop", "recirc") for a in nested):
+        # a tnl_pop here is the encapsulated packet terminated by another
+        # bridge of this switch (underlay bridges joined by patch ports, as
+        # OVS allows): the datapath's clone pops it for a second pass. A
+        # second clone or tnl_push cannot nest in the clone.
+        if any(a[0] in ("clone", "tnl_push", "recirc") for a in nested):
             ctx.note("-> tunnel in a tunnel is not supported, dropping", 1)
             return None
         return nested
