@@ -23,6 +23,7 @@ from pyvswitch.ofproto import normal as N
 from pyvswitch.openflow.fields import OFPP_LOCAL
 from pyvswitch.ofproto import mirror as MI
 from pyvswitch.ports.base import PortError, port_class
+from pyvswitch.ports.internal import stable_mac
 
 log = vlog.Module("bridge")
 
@@ -56,6 +57,7 @@ class Bridge:
         self.hints = {}     # iface name -> ofport it had before (database)
         self.bonds = {}     # port name -> bond.Bond (ports with 2+ interfaces)
         self.bond_macs = {}  # port name -> bond_active_slave from the database
+        self.hwaddr_set = False   # the LOCAL port has other_config:hwaddr
 
     def configure(self, config):
         self.config = dict(config)
@@ -63,6 +65,27 @@ class Bridge:
         with self.lock:
             self.ofproto.set_mac_config(_int_or(oc.get("mac-aging-time"), 300),
                                         _int_or(oc.get("mac-table-size"), 8192))
+        self.apply_hwaddr()
+
+    def apply_hwaddr(self):
+        """The LOCAL port takes other_config:hwaddr, as in Open vSwitch (the
+        tunnelling recipes give each br-phy a known MAC); when the setting
+        goes away the port gets its own stable MAC back."""
+        local = self.ifaces.get(self.name)
+        if local is None or local.port is None or local.type != "internal":
+            return
+        want = _hwaddr((self.config.get("other_config") or {}).get("hwaddr"))
+        if want is None:
+            if not self.hwaddr_set:
+                return        # leave a MAC set with `ip link` alone
+            want = stable_mac(self.name)
+        if local.port.mac != want:
+            try:
+                local.port.set_mac(want)
+            except PortError as e:
+                log.warn("%s: %s", self.name, e)
+                return
+        self.hwaddr_set = want != stable_mac(self.name)
 
     def datapath_id(self):
         """16 hex digits: other_config:datapath-id, else from the LOCAL port's MAC."""
@@ -145,6 +168,8 @@ class Bridge:
             return iface
         iface.port = port
         iface.added = time.monotonic()
+        if name == self.name:
+            self.apply_hwaddr()
         with self.lock:
             self.ofproto.add_port(name, iface.dp_port if iface.dp_port >= 0 else None,
                                   ofport=iface.ofport, bundle=port_name,
@@ -321,6 +346,19 @@ def rarp(mac, tci=0):
 def _port_mac(bridge, port):
     iface = bridge.ifaces.get(port.name)
     return iface.port.mac if iface is not None and iface.port is not None else None
+
+
+def _hwaddr(text):
+    """other_config:hwaddr as 6 bytes; None unless it is a unicast, non-zero
+    xx:xx:xx:xx:xx:xx (Open vSwitch ignores anything else)."""
+    parts = (text or "").split(":")
+    if len(parts) != 6 or not all(len(p) == 2 for p in parts):
+        return None
+    try:
+        mac = bytes.fromhex("".join(parts))
+    except ValueError:
+        return None
+    return mac if any(mac) and not mac[0] & 1 else None
 
 
 def _mac_bytes(text):
