@@ -1,7 +1,8 @@
 """PVP loopback ("PVP without a VM"): pyvswitch against Open vSwitch with DPDK.
 
     python -m pyvswitch.tools.bench.pvp [--switch pyvswitch,ovs-dpdk] [--sizes 64,1518]
-        [--reps 3] [--duration 10] [--warmup 3] [--bursts 8] [--flows ports|normal] [--quick]
+        [--reps 3] [--duration 10] [--warmup 3] [--bursts 8]
+        [--flows ports|normal|firewall|vxlan] [--guests 1] [--quick]
 
 Topology (the method of ../shared/bench-anchors/ovs_dpdk_pvp.sh)::
 
@@ -17,6 +18,12 @@ i.e. packets the switch forwarded per second. Before `start` the harness waits
 for both ports' link_state=up (otherwise one direction of the loop stays empty)
 and measures the switch's CPU while the guests are connected but silent
 ("idle CPU": 100 % for a busy-polling PMD).
+
+--flows vxlan runs the loop through VXLAN inside the switch (the topology of
+../shared/bench-anchors/ovs_dpdk_pvp_vxlan.sh, switches.VxlanLoop): vhu0 ->
+vxlan-a -> tnl_push -> br-phy-a -> patch -> br-phy-b's LOCAL -> tnl_pop ->
+vxlan-b -> vhu1 and back, checked with ofproto/trace before measuring.
+--guests N gives every switch N such pairs of ports (vhu0..vhu<2N-1>).
 
 The switches alternate per repetition (A/B/A/B); every block starts a fresh
 switch and tears it down. Windows with foreign CPU above --clean-max-foreign
@@ -34,16 +41,17 @@ import sys
 import time
 
 from . import cpu, stats, system
-from .switches import OvsSystem, PyVSwitch, _cpu_mask
-from .system import log
+from .switches import VXLAN_OVERHEAD, OvsSystem, PyVSwitch, VxlanLoop, _cpu_mask
+from .system import BRIDGE, log
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 DEFAULT_OUT = os.path.join(REPO, "bench", "results")
 OVS_DPDK_BINARY = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
 SUBJECT, ANCHOR = "pyvswitch", "ovs-dpdk"
-MACS = ("00:00:00:00:00:01", "00:00:00:00:00:02")
+MAX_GUESTS = 8            # vhost-user port pairs (--guests): seed 001 has 1, 4 and 6 VMs
 TESTPMD_MB = 512          # testpmd's memory (huge pages when there are enough)
 OVS_SOCKET_MB = 1024      # dpdk-socket-mem of OVS
+NS_PVS = "pvb-pvs"        # pyvswitch's namespace for --flows vxlan (its br-phy devices)
 
 QUICK = {"reps": 1, "duration": 3.0, "warmup": 2.0, "sizes": "64", "retries": 1,
          "quiet_max_wait": 30.0, "idle": 2.0}
@@ -52,21 +60,68 @@ DEFAULTS = {"reps": 3, "duration": 10.0, "warmup": 3.0, "sizes": "64,1518", "ret
 
 
 # ------------------------------------------------------------------ switches
+def guest_mac(i):
+    """The MAC of testpmd's port i: 00:00:00:00:00:01, ...:02, ..."""
+    return f"00:00:00:00:00:{i + 1:02x}"
+
+
 class _VhostPorts:
-    """Two dpdkvhostuser ports vhu0/vhu1 whose sockets live in the switch's rundir."""
+    """dpdkvhostuser ports vhu0, vhu1, ... (two per guest, --guests) whose
+    sockets live in the switch's rundir; vhu<2k> and vhu<2k+1> are looped."""
+
+    @property
+    def nports(self):
+        return 2 * getattr(self.opts, "guests", 1)
 
     def ports(self):
-        return [(f"vhu{i}", i + 1, ["type=dpdkvhostuser"]) for i in range(2)]
+        return [(f"vhu{i}", i + 1, ["type=dpdkvhostuser"]) for i in range(self.nports)]
 
     def socket(self, i):
         return os.path.join(self.dir, f"vhu{i}")
 
     def links_up(self):
-        return all(self._link_state(f"vhu{i}") == "up" for i in range(2))
+        return all(self._link_state(f"vhu{i}") == "up" for i in range(self.nports))
+
+    # --flows vxlan: the anchor's VXLAN loop on top of vhu0/vhu1
+    vxlan = None
+
+    def _flows(self, ofctl):
+        guests = getattr(self.opts, "guests", 1)
+        if self.opts.flows == "vxlan":
+            vsctl, appctl = self._vxlan_tools()
+            self.vxlan = VxlanLoop(BRIDGE, vsctl, ofctl, appctl, self.netns, self.vxlan_pkt_mark,
+                                   guests)
+            self.vxlan.build()
+        elif guests > 1:                 # ports: each guest's pair looped, as vhu0/vhu1
+            ofctl("del-flows", BRIDGE)
+            for k in range(guests):
+                ofctl("add-flow", BRIDGE, f"in_port={2 * k + 1},actions=output:{2 * k + 2}")
+                ofctl("add-flow", BRIDGE, f"in_port={2 * k + 2},actions=output:{2 * k + 1}")
+        else:
+            super()._flows(ofctl)
+
+    def setup(self, cleanup):
+        super().setup(cleanup)
+        if self.vxlan is not None:
+            self.vxlan.check()
+
+    def describe(self):
+        text = super().describe()
+        return text + self.vxlan.describe() if self.vxlan is not None else text
 
 
 class PvpPyVSwitch(_VhostPorts, PyVSwitch):
     name = SUBJECT
+    vxlan_pkt_mark = False     # a user route beats the kernel's at the same length
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        if self.opts.flows == "vxlan":
+            self.netns = NS_PVS    # br-phy-a/b and their addresses stay out of the host's routes
+
+    def _vxlan_tools(self):
+        return (lambda *a, **kw: self.ctl("pvs-vsctl", *a, **kw),
+                lambda *a, **kw: self.ctl("pvs-appctl", *a, **kw))
 
     def _link_state(self, port):
         r = self.ctl("pvs-vsctl", "get", "Interface", port, "link_state", check=False)
@@ -79,6 +134,10 @@ class OvsDpdk(_VhostPorts, OvsSystem):
     # a netdev datapath creates the tap "ovs-netdev": one per network namespace,
     # so an OVS started by someone else in the root namespace does not collide
     netns = system.NS_OVS
+    vxlan_pkt_mark = True      # its kernel-learned local /32 wins otherwise
+
+    def _vxlan_tools(self):
+        return self.vsctl, lambda *a, **kw: self.appctl("ovs-vswitchd", *a, **kw)
 
     @property
     def layout(self):
@@ -190,17 +249,18 @@ def window_rates(blocks, dt):
 
 
 class TestPmd:
-    """Interactive dpdk-testpmd with two virtio-user ports on one core, io forwarding."""
+    """Interactive dpdk-testpmd with virtio-user ports (two per guest) on one core, io forwarding."""
 
     def __init__(self, gen_cpu, sockets, size, logpath, memory_args):
+        # io forwarding pairs port 2k with 2k+1; each sends to its partner's MAC
         self.cmdline = [
             "stdbuf", "-oL", "taskset", "-c", str(gen_cpu), system.tool("dpdk-testpmd"),
             "--lcores", f"0@{gen_cpu},1@{gen_cpu}", "--no-pci", "--file-prefix", "pvb-tp",
             *memory_args,
             *(a for i, s in enumerate(sockets)
-              for a in ("--vdev", f"net_virtio_user{i},path={s},queues=1,mac={MACS[i]}")),
+              for a in ("--vdev", f"net_virtio_user{i},path={s},queues=1,mac={guest_mac(i)}")),
             "--", "-i", "--nb-cores=1", "--forward-mode=io", f"--txpkts={size}",
-            f"--eth-peer=0,{MACS[1]}", f"--eth-peer=1,{MACS[0]}"]
+            *(f"--eth-peer={i},{guest_mac(i ^ 1)}" for i in range(len(sockets)))]
         self.logpath = logpath
         self.proc = None
 
@@ -266,7 +326,7 @@ def measure(args, sw, size, rep, attempt, rawdir, cleanup, state):
     bench = lambda extra=(): [os.getpid(), *sw.bench_pids(), *extra]  # noqa: E731
     quiet, waited, f_before, _ = cpu.wait_quiet(bench, threshold=args.quiet_threshold,
                                                 max_wait=args.quiet_max_wait, need=2, log=log)
-    tp = TestPmd(args.gen_cpu, [sw.socket(0), sw.socket(1)], size,
+    tp = TestPmd(args.gen_cpu, [sw.socket(i) for i in range(sw.nports)], size,
                  os.path.join(rawdir, f"testpmd-{tag}.log"), args.memory_args)
     mark = len(cleanup.stack)
     tpid = tp.start(cleanup, state)
@@ -309,11 +369,13 @@ def measure(args, sw, size, rep, attempt, rawdir, cleanup, state):
     rec["foreign_cpu_pct"] = round(foreign, 2)
     rec["foreign_top"] = [f"{c}({p})={x}%" for x, p, c in top]
     rec["quiet_before"] = {"ok": quiet, "waited_s": round(waited, 1), "foreign_pct": round(f_before, 1)}
-    both = all(rec.get(f"mpps_p{p}", 0) > 0 for p in (0, 1))
+    both = all(rec.get(f"mpps_p{p}", 0) > 0 for p in range(sw.nports))
     rec["both_directions"] = both
     rec["testpmd_alive"] = alive
     rec["clean"] = stats.is_clean(foreign, args.clean_max_foreign) and alive and both
     rec["switch_problems"] = health
+    if args.flows == "vxlan":
+        rec["outer_size"] = size + VXLAN_OVERHEAD
     rec["pmd_cycles_per_pkt"] = None
     if pmd_text is not None:
         with open(os.path.join(rawdir, f"pmd-stats-{tag}.txt"), "w") as f:
@@ -323,6 +385,36 @@ def measure(args, sw, size, rep, attempt, rawdir, cleanup, state):
 
 
 # ------------------------------------------------------------------ summary
+# seed 001's VXLAN forwarding table (a DPDK-optimised OVS 1.1.10, E5-2620 v2,
+# 82599 NICs, Spirent tester): frame B -> (pps, Mbps) with 1, 4 and 6 VMs
+SEED_001_VXLAN = {
+    128: ((274355, 320), (653746, 770), (1021211, 1200)),
+    512: ((182049, 770), (597685, 2540), (895388, 3800)),
+    1024: ((187008, 1560), (531861, 4440), (750891, 6200)),
+    1518: ((178362, 2190), (532352, 6550), (669144, 8200)),
+}
+
+
+def vxlan_markdown(summary):
+    """Inner and underlay frame sizes, our medians and seed 001's figures."""
+    f = stats.fmt
+    med = {(c["switch"], c["size"]): c["mpps"][1] if c["mpps"] else None for c in summary["cells"]}
+    L = ["", "## VXLAN: frame sizes and seed 001", "",
+         "Every packet is encapsulated (tnl_push) on its way out of the integration bridge and "
+         "decapsulated (tnl_pop) at the other underlay bridge's LOCAL port, inside the one switch "
+         "(../shared/bench-anchors/ovs_dpdk_pvp_vxlan.sh). Frame B is the inner frame testpmd sends; "
+         f"the encapsulated frame on the patch pair is {VXLAN_OVERHEAD} bytes longer. Seed 001: one "
+         "host with a physical tester, Mpps (Mbps) with 1 / 4 / 6 VMs.", "",
+         "| frame B | encapsulated B | pyvswitch Mpps | OVS-DPDK Mpps | seed 001, 1 VM | 4 VMs | 6 VMs |",
+         "|---|---|---|---|---|---|---|"]
+    for size in summary["sizes"]:
+        seed = SEED_001_VXLAN.get(size)
+        cols = [f"{pps / 1e6:.3f} ({mbps})" for pps, mbps in seed] if seed else ["-"] * 3
+        L.append(f"| {size} | {size + VXLAN_OVERHEAD} | {f(med.get((SUBJECT, size)))} "
+                 f"| {f(med.get((ANCHOR, size)))} | {' | '.join(cols)} |")
+    return L
+
+
 FIELDS = ("mpps", "sec_max_mpps", "gbps", "pmd_cycles_per_pkt", "switch_cpu_ns_per_pkt",
           "idle_switch_cpu_pct", "foreign_cpu_pct")
 
@@ -357,7 +449,10 @@ def summarize(records, switches, sizes):
 
 def render_markdown(summary, meta):
     f, fm = stats.fmt, stats.fmt_mmm
-    L = ["# pyvswitch PVP loopback benchmark (vhost-user) vs Open vSwitch with DPDK", "",
+    title = "# pyvswitch PVP loopback benchmark (vhost-user) vs Open vSwitch with DPDK"
+    if meta.get("flows") == "vxlan":
+        title += ", every packet through VXLAN"
+    L = [title, "",
          f"Command: `{meta['command']}`", "",
          f"Date: {meta['date']}; raw data: `{meta['raw_dir']}`", "", "## Machine", "",
          "| item | value |", "|---|---|"]
@@ -384,6 +479,8 @@ def render_markdown(summary, meta):
         for r in summary["ratios"]:
             L.append(f"| {r['size']} | {f(r['pyvswitch_mpps'])} | {f(r['ovs_dpdk_mpps'])} "
                      f"| {f(r['ratio'])} | {f(r['ratio_all_windows'])} |")
+    if meta.get("flows") == "vxlan":
+        L += vxlan_markdown(summary)
     if any(c["runs"] > c["clean_runs"] for c in summary["cells"]):
         L += ["", "## All windows, including unclean ones (indicative only)", "",
               "| switch | frame B | windows | Mpps (all) |", "|---|---|---|---|"]
@@ -408,8 +505,12 @@ def parse_args(argv):
     p.add_argument("--warmup", type=float, help="s of traffic before the window (default 3)")
     p.add_argument("--idle", type=float, help="s of idle-CPU measurement with silent guests (default 5)")
     p.add_argument("--bursts", type=int, default=8, help="tx_first bursts of 32 per port (default 8)")
-    p.add_argument("--flows", choices=("ports", "normal", "firewall"), default="ports",
-                   help="in_port rules (default), actions=NORMAL, or a stateful conntrack firewall")
+    p.add_argument("--flows", choices=("ports", "normal", "firewall", "vxlan"), default="ports",
+                   help="in_port rules (default), actions=NORMAL, a stateful conntrack firewall, or "
+                        "VXLAN encapsulation and decapsulation of every packet inside the switch")
+    p.add_argument("--guests", type=int, default=1,
+                   help=f"guests: vhost-user port pairs, each looped by testpmd (1..{MAX_GUESTS}, default 1; "
+                        "--flows ports or vxlan)")
     p.add_argument("--quick", action="store_true", help="1 rep, 3 s, 64 B, 1 attempt (for CI)")
     p.add_argument("--retries", type=int, help="attempts per window when foreign CPU is too high")
     p.add_argument("--clean-max-foreign", type=float, default=10.0)
@@ -423,6 +524,10 @@ def parse_args(argv):
     a = resolve_args(p, p.parse_args(argv), QUICK, DEFAULTS)
     if a.reps < 1 or a.retries < 1 or a.duration <= 0 or a.bursts < 1:
         p.error("--reps, --retries, --bursts must be >= 1 and --duration > 0")
+    if not 1 <= a.guests <= MAX_GUESTS:
+        p.error(f"--guests: 1..{MAX_GUESTS}")
+    if a.guests > 1 and a.flows not in ("ports", "vxlan"):
+        p.error("--guests above 1 needs --flows ports or vxlan (per-guest in_port rules)")
     return a
 
 
@@ -480,6 +585,10 @@ def main(argv=None):
     command = "python -m pyvswitch.tools.bench.pvp " + shlex.join(argv)
     meta = {"command": command, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "raw_dir": os.path.relpath(rawdir, REPO), "machine": system.machine_info()}
+    if args.flows == "vxlan":
+        meta["flows"] = "vxlan"
+    if args.guests > 1:
+        meta["guests"] = args.guests
     records = []
     jl = open(os.path.join(rawdir, "runs.jsonl"), "w")
 
@@ -526,12 +635,17 @@ def main(argv=None):
               f"total {time.monotonic() - t_start:.0f} s.",
               f"clean = foreign CPU <= {args.clean_max_foreign:g} % (100 % = one core), testpmd alive "
               "and both directions of the loop carrying traffic."]
+    if args.guests > 1:
+        notes.append(f"{args.guests} guests: {2 * args.guests} vhost-user ports (vhu0..vhu{2 * args.guests - 1}), "
+                     f"testpmd's one forwarding core loops each pair; Mpps is the sum over all ports"
+                     + ("; guest k's tunnels use key 100+k" if args.flows == "vxlan" else "") + ".")
     if interrupted:
         notes.append(f"INTERRUPTED ({interrupted}): partial results.")
     meta["notes"] = notes
     summary = summarize(records, args.switches, args.size_list)
     md = render_markdown(summary, meta)
-    stem = "pvp-latest" if args.flows == "ports" else f"pvp-{args.flows}-latest"
+    base = "pvp" if args.flows == "ports" else f"pvp-{args.flows}"
+    stem = (base if args.guests == 1 else f"{base}-{args.guests}guests") + "-latest"
     for base in (os.path.join(rawdir, "summary"), os.path.join(args.out, stem)):
         with open(base + ".json", "w") as f:
             json.dump({"meta": meta, "summary": summary}, f, indent=1)

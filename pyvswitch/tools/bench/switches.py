@@ -6,6 +6,7 @@ it; the caller unwinds the stack after the switch's block of measurements.
 `switch_pids()` those whose utime+stime is the switch's CPU per packet.
 """
 
+import json
 import os
 import shutil
 import tempfile
@@ -30,6 +31,154 @@ FIREWALL_FLOWS = (
 
 def _cpu_mask(cpu):
     return hex(1 << cpu)
+
+
+def _fresh_netns(cleanup, ns):
+    """A namespace of our own, removed on unwind; one left by a killed run is
+    removed first (the bench lock says no other run uses it)."""
+    if os.path.exists(f"/run/netns/{ns}"):
+        log(f"removing leftover namespace {ns}")
+        run("ip", "netns", "del", ns, check=False)
+    cleanup.push(f"netns {ns}", run, "ip", "netns", "del", ns, check=False)
+    run("ip", "netns", "add", ns)
+    run("ip", "link", "set", "lo", "up", ns=ns)
+
+
+# ----------------------------------------------------------------- VXLAN loop
+VXLAN_IPS = {"a": "172.31.255.1", "b": "172.31.255.2"}        # endpoints of br-phy-a, br-phy-b
+VXLAN_HWADDRS = {"a": "02:00:00:00:ff:01", "b": "02:00:00:00:ff:02"}
+VXLAN_KEY = 100           # guest k's tunnels: key 100 + k
+VXLAN_OVERHEAD = 50        # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+VXLAN_TRACE = "in_port={p},udp,dl_src=00:00:00:00:00:{p:02x},nw_src=198.18.0.1,nw_dst=198.18.0.2,udp_src=9,udp_dst=9"
+
+
+def _other(side):
+    return "b" if side == "a" else "a"
+
+
+def vxlan_port(side, k):
+    """(name, ofport) of guest k's tunnel port on side a (to B) or b (to A):
+    vxlan-a/vxlan-b on 11/12 for the first guest, as in the script."""
+    suffix = str(k) if k else ""
+    return f"vxlan-{side}{suffix}", 11 + 2 * k + (side == "b")
+
+
+class VxlanLoop:
+    """../shared/bench-anchors/ovs_dpdk_pvp_vxlan.sh inside one switch:
+
+        vhu0 -> vxlan-a: tnl_push(A->B) -> br-phy-a (LOCAL -> pa) ==patch==
+        br-phy-b (pb -> LOCAL owning B): tnl_pop -> vxlan-b -> vhu1, and back.
+
+    The integration bridge (`bridge`) already has vhu0/vhu1 as ports 1 and 2.
+    vsctl/ofctl/appctl are the switch's own tools; `ns` is the namespace of
+    its daemon, where the br-phy devices live. pkt_mark: OVS's local /32 of
+    the other endpoint beats a user route of the same length, so its routes
+    are marked and the tunnel ports set egress_pkt_mark (the script's fix)."""
+
+    def __init__(self, bridge, vsctl, ofctl, appctl, ns, pkt_mark, guests=1):
+        self.bridge, self.ns, self.pkt_mark, self.guests = bridge, ns, pkt_mark, guests
+        self.vsctl, self.ofctl, self.appctl = vsctl, ofctl, appctl
+        self.traces = []
+
+    def build(self):
+        self._tunnel_ports()
+        self._underlay_bridges()
+        self._endpoints()
+        self._routes_and_neighbours()
+        self._flows()
+
+    def _mark(self, side):
+        return 1 if side == "a" else 2
+
+    def _tunnel_ports(self):
+        # no local_ip: with a mark, OVS also wants local_ip to be local under it
+        for k in range(self.guests):
+            for s in "ab":
+                name, ofport = vxlan_port(s, k)
+                extra = [f"options:egress_pkt_mark={self._mark(s)}"] if self.pkt_mark else []
+                self.vsctl("add-port", self.bridge, name, "--", "set", "Interface", name,
+                           "type=vxlan", f"ofport_request={ofport}",
+                           f"options:remote_ip={VXLAN_IPS[_other(s)]}", f"options:key={VXLAN_KEY + k}",
+                           *extra)
+
+    def _underlay_bridges(self):
+        for s in "ab":
+            self.vsctl("add-br", f"br-phy-{s}", "--", "set", "bridge", f"br-phy-{s}",
+                       "datapath_type=netdev", f"other_config:hwaddr={VXLAN_HWADDRS[s]}")
+        for s in "ab":
+            self.vsctl("add-port", f"br-phy-{s}", f"p{s}", "--", "set", "Interface", f"p{s}",
+                       "type=patch", f"options:peer=p{_other(s)}", "ofport_request=1")
+
+    def _endpoints(self):
+        # both in one /24: OVS refuses a user route to an address outside the
+        # output bridge's subnets (no source address)
+        for s in "ab":
+            # no IPv6 chatter from the kernel through the underlay
+            run("sysctl", "-qw", f"net.ipv6.conf.br-phy-{s}.disable_ipv6=1", ns=self.ns, check=False)
+            run("ip", "addr", "add", f"{VXLAN_IPS[s]}/24", "dev", f"br-phy-{s}", ns=self.ns)
+            run("ip", "link", "set", f"br-phy-{s}", "up", ns=self.ns)
+
+    def _routes_and_neighbours(self):
+        for s in "ab":
+            mark = [f"pkt_mark={self._mark(s)}"] if self.pkt_mark else []
+            self._route_add(f"{VXLAN_IPS[_other(s)]}/32", f"br-phy-{s}", *mark)
+        for s in "ab":
+            o = _other(s)
+            self.appctl("tnl/arp/set", f"br-phy-{s}", VXLAN_IPS[o], self._mac(f"br-phy-{o}"))
+
+    def _route_add(self, *args, wait=15.0):
+        """The switch learns the new endpoint address from the kernel a moment
+        later (pyvswitch re-reads every 2 s); until then the route has no
+        source address and is refused."""
+        end = time.monotonic() + wait
+        while True:
+            r = self.appctl("ovs/route/add", *args, check=False)
+            if r.returncode == 0:
+                return
+            if time.monotonic() > end:
+                raise RuntimeError(f"ovs/route/add {' '.join(args)}: {(r.stderr or r.stdout).strip()}")
+            time.sleep(0.5)
+
+    def _mac(self, dev):
+        """The device's MAC as the kernel has it: what an ARP reply would say."""
+        r = run("ip", "-j", "link", "show", "dev", dev, ns=self.ns)
+        return json.loads(r.stdout)[0]["address"]
+
+    def _flows(self):
+        for br in (self.bridge, "br-phy-a", "br-phy-b"):
+            self.ofctl("del-flows", br)
+        for k in range(self.guests):
+            p0, p1 = 2 * k + 1, 2 * k + 2          # the guest's two vhost-user ports
+            a, b = vxlan_port("a", k)[1], vxlan_port("b", k)[1]
+            for flow in (f"in_port={p0},actions=output:{a}", f"in_port={b},actions=output:{p1}",
+                         f"in_port={p1},actions=output:{b}", f"in_port={a},actions=output:{p0}"):
+                self.ofctl("add-flow", self.bridge, flow)
+        for s in "ab":
+            self.ofctl("add-flow", f"br-phy-{s}", "in_port=LOCAL,actions=output:1")
+            self.ofctl("add-flow", f"br-phy-{s}", "in_port=1,actions=LOCAL")
+
+    def check(self):
+        """Both directions must encapsulate and decapsulate (ofproto/trace), as
+        the script checks; otherwise the loop would measure drops."""
+        self.traces = []
+        for p in range(1, 2 * self.guests + 1):
+            r = self.appctl("ofproto/trace", self.bridge, VXLAN_TRACE.format(p=p), check=False)
+            text = r.stdout + r.stderr
+            self.traces.append(text)
+            acts = [l for l in text.splitlines() if l.startswith("Datapath actions:")]
+            if not acts or "tnl_push(" not in acts[-1] or "tnl_pop(" not in acts[-1]:
+                got = acts[-1] if acts else text.strip()[-400:]
+                raise RuntimeError(f"VXLAN loop broken: ofproto/trace from port {p} shows no "
+                                   f"tnl_push and tnl_pop ({got})")
+
+    def describe(self):
+        out = []
+        for cmd in (("ovs/route/show",), ("tnl/arp/show",), ("tnl/ports/show",)):
+            r = self.appctl(*cmd, check=False)
+            out.append(r.stdout + r.stderr)
+        for br in ("br-phy-a", "br-phy-b"):
+            out.append(self.ofctl("dump-flows", br).stdout)
+        return "".join(out) + "".join(self.traces)
 
 
 class Switch:
@@ -273,6 +422,8 @@ class PyVSwitch(Switch):
                 f"{self.opts.main_cpu} (pvs-vswitchd intersects pmd-cpu-mask with its own CPU "
                 f"affinity, so it is started with all CPUs allowed)")
 
+    netns = None        # run the daemon in a namespace of its own (pvp --flows vxlan)
+
     def __init__(self, *a):
         super().__init__(*a)
         self.dir = None
@@ -288,6 +439,8 @@ class PyVSwitch(Switch):
     def setup(self, cleanup):
         self.dir = tempfile.mkdtemp(prefix="pvb-pvs-")
         cleanup.push("pvs dir", self._save_and_remove_dir)
+        if self.netns:
+            _fresh_netns(cleanup, self.netns)
         pidfile = os.path.join(self.dir, "pvs-vswitchd.pid")
         self._daemon(cleanup, pidfile, "pvs-vswitchd", lambda pid: None)
         # with all CPUs (the harness itself is pinned to core 0 and children
@@ -295,7 +448,7 @@ class PyVSwitch(Switch):
         # its own affinity, so under taskset -c 0 its PMD ran on core 0
         all_cpus = ",".join(str(c) for c in range(os.cpu_count() or 1))
         run("taskset", "-c", all_cpus, system.tool("pvs-vswitchd"), "--rundir", self.dir,
-            "--detach", "--log-file", env=self._env(), timeout=120)
+            "--detach", "--log-file", env=self._env(), timeout=120, ns=self.netns)
         self.pid = self._started(pidfile, "pvs-vswitchd")
         # the first bridge starts a PMD, which compiles its loop on a cold numba
         # cache (minutes): wait for it here rather than in a measurement
