@@ -32,12 +32,10 @@ def _valid(t, e, hi):
 
 @kernel(nrt=False, inline=True)
 def _same_key(t, e, key):
-    """Every word equal: OR of the XORs, no branch per word (the hash already
-    matched, so a hit is the usual case and compares all of them anyway)."""
-    diff = np.uint64(0)
     for w in range(KEY_WORDS):
-        diff |= t.emc_key[e, w] ^ key[w]
-    return diff == np.uint64(0)
+        if t.emc_key[e, w] != key[w]:
+            return False
+    return True
 
 
 @kernel(nrt=False, inline=True)
