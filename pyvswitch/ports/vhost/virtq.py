@@ -300,24 +300,25 @@ def _rx(mem, io, pool, slots, offs, lens, n_max, qstats, xs, split):
     cadd(mem, v + V_PACKETS, taken)
     if nsplit > 0:
         cadd(mem, v + V_SPLIT, nsplit)
+    else:
+        publish(mem, v)          # nothing held by reference: the guest may reuse its buffers now
     return got
 
 
 @hot
 def rx_burst(mem, io, pool, slots, offs, lens, n_max, qstats):
     """Frames copied whole into their slots; the chains go back to the guest now."""
-    got = _rx(mem, io, pool, slots, offs, lens, n_max, qstats, offs, False)   # xs unused
-    rx_done(mem, io)
-    return got
+    return _rx(mem, io, pool, slots, offs, lens, n_max, qstats, offs, False)   # xs unused
 
 
 @hot
 def rx_burst_split(mem, io, pool, slots, offs, lens, n_max, qstats, xs):
     """rx_burst, but long TCP/UDP frames keep their payload in the guest's
     buffer: xs[2 * slot + XS_HDR] bytes are in the slot (0: all of them), the
-    rest at address xs[2 * slot + XS_ADDR]. The caller must call rx_done once it has
-    finished with the burst (sent, copied or dropped every frame): only then
-    do the guest's buffers go back to it."""
+    rest at address xs[2 * slot + XS_ADDR]. If any frame is held so, the caller
+    must call rx_done once it has finished with the burst (sent, copied or
+    dropped every frame): only then do the guest's buffers go back to it.
+    Bursts without one give the buffers back at once, as rx_burst does."""
     return _rx(mem, io, pool, slots, offs, lens, n_max, qstats, xs, True)
 
 
