@@ -56,11 +56,13 @@ def _other(side):
     return "b" if side == "a" else "a"
 
 
-def vxlan_port(side, k):
+def vxlan_port(side, k, guests=1):
     """(name, ofport) of guest k's tunnel port on side a (to B) or b (to A):
-    vxlan-a/vxlan-b on 11/12 for the first guest, as in the script."""
+    vxlan-a/vxlan-b on 11/12 for the first guest, as in the script; past
+    the guests' vhost-user ports (1..2*guests) when there are more than 5."""
     suffix = str(k) if k else ""
-    return f"vxlan-{side}{suffix}", 11 + 2 * k + (side == "b")
+    base = max(11, 2 * guests + 1)
+    return f"vxlan-{side}{suffix}", base + 2 * k + (side == "b")
 
 
 class VxlanLoop:
@@ -94,7 +96,7 @@ class VxlanLoop:
         # no local_ip: with a mark, OVS also wants local_ip to be local under it
         for k in range(self.guests):
             for s in "ab":
-                name, ofport = vxlan_port(s, k)
+                name, ofport = vxlan_port(s, k, self.guests)
                 extra = [f"options:egress_pkt_mark={self._mark(s)}"] if self.pkt_mark else []
                 self.vsctl("add-port", self.bridge, name, "--", "set", "Interface", name,
                            "type=vxlan", f"ofport_request={ofport}",
@@ -149,7 +151,7 @@ class VxlanLoop:
             self.ofctl("del-flows", br)
         for k in range(self.guests):
             p0, p1 = 2 * k + 1, 2 * k + 2          # the guest's two vhost-user ports
-            a, b = vxlan_port("a", k)[1], vxlan_port("b", k)[1]
+            a, b = vxlan_port("a", k, self.guests)[1], vxlan_port("b", k, self.guests)[1]
             for flow in (f"in_port={p0},actions=output:{a}", f"in_port={b},actions=output:{p1}",
                          f"in_port={p1},actions=output:{b}", f"in_port={a},actions=output:{p0}"):
                 self.ofctl("add-flow", self.bridge, flow)

@@ -106,7 +106,18 @@ def test_guests_get_their_own_tunnel_ports_and_keys(no_ip):
     flows = [c[3] for c in sw.calls if c[:3] == ("ofctl", "add-flow", "br-int")]
     assert "in_port=3,actions=output:13" in flows and "in_port=14,actions=output:4" in flows
     assert "in_port=6,actions=output:16" in flows and "in_port=15,actions=output:5" in flows
-    assert switches.vxlan_port("b", 2) == ("vxlan-b2", 16)
+    assert switches.vxlan_port("b", 2, 3) == ("vxlan-b2", 16)
+
+
+def test_tunnel_ports_never_take_a_guest_port_number(no_ip):
+    for guests in range(1, pvp.MAX_GUESTS + 1):
+        sw = FakeSwitch()
+        sw.loop(pkt_mark=False, guests=guests).build()
+        tunnels = {int(next(a for a in c if a.startswith("ofport_request="))[15:])
+                   for c in sw.calls if c[:3] == ("vsctl", "add-port", "br-int")}
+        assert len(tunnels) == 2 * guests and min(tunnels) > 2 * guests
+    assert switches.vxlan_port("a", 0, 5) == ("vxlan-a", 11)       # the script's numbers
+    assert switches.vxlan_port("a", 0, 6) == ("vxlan-a", 13)
 
 
 def test_testpmd_ports_and_peers():
