@@ -12,8 +12,11 @@ Per batch: committed = ct-get-nconns after - before, rate = committed / the
 generator's sending time. The generator waits for room in the vhost ring, so
 when the switch is the slower side the sending time is the switch's time.
 Both tables get the same ct-set-maxconns (`maxconns`); with `fill` the OVS
-table is then filled up to `fill` entries to weigh its memory (VmRSS growth
-of ovs-vswitchd per entry) next to ct_memory.py's pyvswitch figure.
+table is then filled on up to `fill` entries to weigh its memory (VmRSS
+growth of ovs-vswitchd per entry, from before its first connection) next to
+ct_memory.py's pyvswitch figure. Last,
+one batch through in_port flows (no conntrack) shows how far the generator
+itself goes.
 """
 
 import json
@@ -94,17 +97,22 @@ def foreign_pct(s0, s1, sw):
     return max(0.0, f - 100.0 * reaped / cpu.HZ / (s1["t"] - s0["t"]))
 
 
-def fill_memory(args, sw, first_index, rawdir, emit):
-    """Fill the switch's table to args.fill entries; VmRSS growth per entry."""
-    appctl(sw, "dpctl/flush-conntrack")
+def switch_pid(sw):
+    return sw.vswitchd_pid if sw.name == ANCHOR else sw.pid
+
+
+def fill_memory(args, sw, first_index, start, rawdir, emit):
+    """Fill the switch's table to args.fill entries (on top of the batches'):
+    VmRSS growth per entry since `start` = (VmRSS, entries) before the first
+    connection. No flush on the way: freed memory the allocator keeps would
+    hide the cost of the entries that reuse it."""
     set_maxconns(sw, args.fill)
-    pid = sw.vswitchd_pid if sw.name == ANCHOR else sw.pid
-    rss0, n0 = vm_rss_kb(pid), nconns(sw)
     index = first_index
     while nconns(sw) < args.fill and index < first_index + 2 * args.fill // args.batch + 2:
         send_batch(args, sw, index, min(args.batch, args.fill - nconns(sw)), rawdir)
         index += 1
-    rss1, n1 = vm_rss_kb(pid), nconns(sw)
+    rss1, n1 = vm_rss_kb(switch_pid(sw)), nconns(sw)
+    rss0, n0 = start
     rec = {"type": "fill", "switch": sw.name, "entries": n1 - n0, "rss_before_kb": rss0,
            "rss_after_kb": rss1,
            "bytes_per_entry": (rss1 - rss0) * 1024 / (n1 - n0) if n1 > n0 else None}
@@ -112,10 +120,26 @@ def fill_memory(args, sw, first_index, rawdir, emit):
     return rec
 
 
+def without_firewall(args, sw, first_index, rawdir, emit):
+    """The same batch with in_port flows instead of the firewall: how fast the
+    generator and the switch go without conntrack (is the generator the limit?)."""
+    ofctl = sw.ofctl if sw.name == ANCHOR else (lambda *a: sw.ctl("pvs-ofctl", *a))
+    ofctl("del-flows", system.BRIDGE)
+    ofctl("add-flow", system.BRIDGE, "in_port=1,actions=output:2")
+    ofctl("add-flow", system.BRIDGE, "in_port=2,actions=output:1")
+    res = send_batch(args, sw, first_index, args.batch, rawdir)
+    rec = {"type": "no_firewall", "switch": sw.name, "sent": res["tx"], "forwarded": res["rx"],
+           "seconds": res["seconds"], "pps": res["tx"] / res["seconds"] if res["seconds"] > 0 else None}
+    emit(rec)
+    return rec
+
+
 def measure(args, sw, rawdir, emit):
-    """The batches of one switch; then, for OVS, the memory fill."""
+    """The batches of one switch; then, for OVS, the memory fill; last the
+    same batch without the firewall."""
     appctl(sw, "dpctl/flush-conntrack")
     set_maxconns(sw, args.maxconns)
+    start = vm_rss_kb(switch_pid(sw)), nconns(sw)
     for i in range(args.batches):
         rec = one_batch(args, sw, i, rawdir)
         emit(rec)
@@ -123,6 +147,8 @@ def measure(args, sw, rawdir, emit):
                    f"= {rec['conns_per_s'] or 0:,.0f} conn/s (table {rec['nconns']}, "
                    f"foreign CPU {rec['foreign_cpu_pct']} %)")
     if args.fill and sw.name == ANCHOR:
-        rec = fill_memory(args, sw, args.batches, rawdir, emit)
+        rec = fill_memory(args, sw, args.batches, start, rawdir, emit)
         system.log(f"  {sw.name}: {rec['entries']} entries, VmRSS +{rec['rss_after_kb'] - rec['rss_before_kb']} kB"
                    f" = {rec['bytes_per_entry'] or 0:.0f} B/entry")
+    rec = without_firewall(args, sw, 200, rawdir, emit)
+    system.log(f"  {sw.name} without the firewall: {rec['pps'] or 0:,.0f} packets/s")
