@@ -14,9 +14,8 @@ when the switch is the slower side the sending time is the switch's time.
 Both tables get the same ct-set-maxconns (`maxconns`); with `fill` the OVS
 table is then filled on up to `fill` entries to weigh its memory (VmRSS
 growth of ovs-vswitchd per entry, from before its first connection) next to
-ct_memory.py's pyvswitch figure. Last,
-one batch through in_port flows (no conntrack) shows how far the generator
-itself goes.
+ct_memory.py's pyvswitch figure. Last, one batch through in_port flows (no
+conntrack) shows how far the generator itself goes.
 """
 
 import json
