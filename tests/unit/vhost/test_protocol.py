@@ -159,9 +159,9 @@ def test_client_port_reconnects(tmp_path):
             c, _ = srv.accept()
             c.settimeout(5)
             assert ask(c, P.GET_FEATURES).req == P.GET_FEATURES
-            c.close()
-            srv.close()
-            os.unlink(path)
+            srv.close()                          # stop listening before hanging up: the port
+            os.unlink(path)                      # retries at once and would find the old
+            c.close()                            # listener still there (a third connection)
             assert wait_for(lambda: p.status()["status"] == "disconnected")
         assert int(p.status()["connections"]) == 2
     finally:
