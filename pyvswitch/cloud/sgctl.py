@@ -75,6 +75,21 @@ def to_objects(doc, ofports):
 
 
 # ----------------------------------------------------------------- the switch
+def parse_ofports(text):
+    """{name: ofport or -1} from `pvs-vsctl --columns=name,ofport list Interface`."""
+    out, name = {}, None
+    for line in text.splitlines():
+        key, sep, val = line.partition(":")
+        if not sep:
+            continue
+        key, val = key.strip(), val.strip()
+        if key == "name":
+            name = val.strip('"')
+        elif key == "ofport" and name is not None:
+            out[name] = int(val) if val.lstrip("-").isdigit() else -1
+    return out
+
+
 class Switch:
     def __init__(self, rundir, bridge):
         self.rundir, self.bridge = rundir, bridge
@@ -90,16 +105,20 @@ class Switch:
             raise CliError(f"{prog} {' '.join(args[:2])}: {r.stderr.strip() or r.stdout.strip()}")
         return r
 
-    def ofport(self, name):
-        r = self.run("pvs-vsctl", "get", "Interface", name, "ofport", ok=False)
-        try:
-            n = int(r.stdout.strip())
-        except ValueError:
-            n = -1
-        if r.returncode != 0 or n <= 0:
-            raise CliError(f"port {name}: no OpenFlow port number on this switch "
-                           f"({(r.stderr or r.stdout).strip() or 'not found'})")
-        return n
+    def ofports(self, names):
+        """{name: ofport} for the given ports, from one `list Interface` (one
+        pvs-vsctl per port cost 0.25 s each: minutes for 1,000 ports)."""
+        r = self.run("pvs-vsctl", "--columns=name,ofport", "list", "Interface")
+        found = parse_ofports(r.stdout)
+        out = {}
+        for name in names:
+            n = found.get(name, -1)
+            if n <= 0:
+                why = "not found" if name not in found else "none assigned"
+                raise CliError(f"port {name}: no OpenFlow port number on this switch ({why})")
+            out[name] = n
+        return out
+
 
     def installed(self):
         out = self.run("pvs-ofctl", "dump-flows", "--no-stats", self.bridge, f"cookie={COOKIE:#x}/-1").stdout
@@ -215,7 +234,7 @@ def save(path, doc):
 
 
 def apply(sw, doc, out):
-    ofports = {name: sw.ofport(name) for name in doc["ports"]}
+    ofports = sw.ofports(doc["ports"])
     groups, ports = to_objects(doc, ofports)
     flows = SG.compile_flows(ports, groups)
     added, deleted = sw.apply_flows(flows)
@@ -301,7 +320,7 @@ def main(argv=None, out=sys.stdout):
             out.write(json.dumps(doc, indent=1, sort_keys=True) + "\n")
             return 0
         if cmd == "flows":
-            ofports = {name: sw.ofport(name) for name in doc["ports"]}
+            ofports = sw.ofports(doc["ports"])
             groups, ports = to_objects(doc, ofports)
             out.write("".join(f + "\n" for f in SG.compile_flows(ports, groups)))
             return 0

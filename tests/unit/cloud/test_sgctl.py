@@ -43,3 +43,11 @@ def test_check_model_refuses_bad_documents():
                 dict(ok, groups={"g": [{"direction": "ingress", "colour": "red"}]})):
         with pytest.raises(C.CliError):
             C.check_model(bad)
+
+
+def test_ofports_from_one_interface_listing():
+    from pyvswitch.cloud.sgctl import parse_ofports
+    text = ('name                : br0\nofport              : 65534\n\n'
+            'name                : "tap:1"\nofport              : 7\n\n'
+            'name                : p2\nofport              : []\n')
+    assert parse_ofports(text) == {"br0": 65534, "tap:1": 7, "p2": -1}
