@@ -168,6 +168,9 @@ def _match_only(flow_text):
 _CT_LINE = re.compile(r"^(\w+),orig=\(([^)]*)\)")
 
 
+_ZONE = re.compile(r",zone=(\d+)")
+
+
 def parse_ct_line(line):
     m = _CT_LINE.match(line)
     if not m:
@@ -182,12 +185,18 @@ def parse_ct_line(line):
 def cleanup_conntrack(sw, doc, ports, groups):
     """Flush the connections of protected ports that the rules no longer allow."""
     flushed = 0
-    for p in ports:
-        if not p.security:
-            continue
-        text = sw.run("pvs-appctl", "dpctl/dump-conntrack", f"zone={p.zone}").stdout
+    by_zone = {p.zone: p for p in ports if p.security}
+    # one dump of every zone, not one per port (0.17 s each: minutes for 1,000 ports)
+    lines = {}
+    for line in sw.run("pvs-appctl", "dpctl/dump-conntrack").stdout.splitlines():
+        z = _ZONE.search(line)
+        zone = int(z.group(1)) if z else 0
+        if zone in by_zone:
+            lines.setdefault(zone, []).append(line)
+    for zone, zlines in lines.items():
+        p = by_zone[zone]
         mine = {ipaddress.ip_address(ip) for ip in p.ips}
-        for line in text.splitlines():
+        for line in zlines:
             parsed = parse_ct_line(line)
             if parsed is None or parsed[1] is None:
                 continue
