@@ -67,6 +67,11 @@ IO_X0 = 17           # first of the type-specific columns
 IO_COLS = 32
 
 IO_FD_ARM = -2       # IO_FD of rows that rx_arm before the PMD sleeps
+
+# Split table of frames received by reference (vhost-user rx_burst_split; the
+# PMD's xs array): xs[2 * slot + XS_HDR] bytes of the frame are in the slot (0:
+# all of it), the rest at address xs[2 * slot + XS_ADDR] until the burst ends.
+XS_HDR, XS_ADDR = 0, 1
 ARM_NO_FD, ARM_IDLE, ARM_BUSY = -1, -2, -3
 
 # per-queue statistics columns (int64)

@@ -42,7 +42,7 @@ from pyvswitch.datapath.kernels import tunnel as TN
 from pyvswitch.datapath.layout import (MAX_RECIRC_DEPTH, META_MASK, S_IN_PORT, W_DL_DST, W_DL_SRC,
                                        W_IN_PORT, W_NW_ADDR, W_RECIRC, W_TP, W_TUN_ADDR,
                                        W_TUN_ID)
-from pyvswitch.ports.io import IO_COLS
+from pyvswitch.ports.io import IO_COLS, XS_ADDR, XS_HDR
 
 W_CT, S_CT_STATE, S_CT_ZONE = L.FIELDS["ct_state"][0], L.FIELDS["ct_state"][1], L.FIELDS["ct_zone"][1]
 CT_KEY_MASK = np.uint64(((1 << 8) - 1) << S_CT_STATE | ((1 << 16) - 1) << S_CT_ZONE)
@@ -59,14 +59,21 @@ def tx_row(p, r, slot, off, length):
 
 
 @kernel(nrt=False, inline=True)
+def _put_rest(p, dst, slot, off, length):
+    """Copy the part of a frame held by reference (split table) into pool[dst]
+    at its place after the headers."""
+    hl = p.xs[2 * slot + XS_HDR]
+    memcpy_u8(p.pool[dst], off + hl, view_u8(p.xs[2 * slot + XS_ADDR], length - hl), 0, length - hl)
+
+
+@kernel(nrt=False, inline=True)
 def whole(p, slot, off, length):
     """Make a frame held by reference (split table, state.py) whole in its
     slot: before anything that rewrites it, keeps it past the burst, or sends
     it to a port that needs it in one piece."""
-    hl = p.xs[2 * slot]
-    if hl > 0:
-        memcpy_u8(p.pool[slot], off + hl, view_u8(p.xs[2 * slot + 1], length - hl), 0, length - hl)
-        p.xs[2 * slot] = 0
+    if p.xs[2 * slot + XS_HDR] > 0:
+        _put_rest(p, slot, slot, off, length)
+        p.xs[2 * slot + XS_HDR] = 0
         p.stats[S.S_SPLIT_COPY] += 1
 
 
@@ -76,8 +83,8 @@ def _tx_split(p, r, slot, off, length):
     into a vhost-user port (one copy), else made whole first."""
     io = view_i64(p.rowptr[r], IO_COLS)
     mem = view_u8(p.memptr[r, 0], p.memptr[r, 1])
-    if portio.tx_split(mem, io, p.pool, slot, off, p.xs[2 * slot], p.xs[2 * slot + 1], length,
-                       p.qstats[r]) == -2:
+    if portio.tx_split(mem, io, p.pool, slot, off, p.xs[2 * slot + XS_HDR], p.xs[2 * slot + XS_ADDR],
+                       length, p.qstats[r]) == -2:
         whole(p, slot, off, length)
         portio.tx_one(mem, io, p.pool, slot, off, length, p.qstats[r])
 
@@ -88,7 +95,7 @@ def _output(p, port, slot, off, length):
         p.stats[S.S_TX_NOPORT] += 1
         return
     r = p.txmap[port]
-    if p.xs[2 * slot] > 0:
+    if p.xs[2 * slot + XS_HDR] > 0:
         _tx_split(p, r, slot, off, length)
     else:
         tx_row(p, r, slot, off, length)
@@ -155,7 +162,7 @@ def _take_slot(p):
 
 @kernel(nrt=False, inline=True)
 def _give_slot(p, slot):
-    p.xs[2 * slot] = 0
+    p.xs[2 * slot + XS_HDR] = 0
     p.free[p.ctl[S.C_FREE_TOP]] = slot
     p.ctl[S.C_FREE_TOP] += 1
 
@@ -165,12 +172,10 @@ def _copy_slot(p, slot, off, length):
     """A free slot holding a whole copy of the frame (same offset), or -1."""
     new = _take_slot(p)
     if new >= 0:
-        hl = p.xs[2 * slot]
+        hl = p.xs[2 * slot + XS_HDR]
+        memcpy_u8(p.pool[new], off, p.pool[slot], off, hl if hl > 0 else length)
         if hl > 0:
-            memcpy_u8(p.pool[new], off, p.pool[slot], off, hl)
-            memcpy_u8(p.pool[new], off + hl, view_u8(p.xs[2 * slot + 1], length - hl), 0, length - hl)
-        else:
-            memcpy_u8(p.pool[new], off, p.pool[slot], off, length)
+            _put_rest(p, new, slot, off, length)
     return new
 
 
@@ -263,7 +268,7 @@ def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
         op, arg = acts[i], acts[i + 1]
         i += 2
         ok = True
-        if p.xs[2 * slot] > 0 and _needs_whole(op):
+        if p.xs[2 * slot + XS_HDR] > 0 and _needs_whole(op):
             whole(p, slot, off, length)
         if op == A.OP_OUTPUT:
             _output(p, arg, slot, off, length)

@@ -68,7 +68,7 @@ def _emc_should_insert(p):
 
 @kernel(nrt=False, inline=True)
 def _free_slot(p, slot):
-    p.xs[2 * slot] = 0
+    p.xs[2 * slot + pio.XS_HDR] = 0
     p.free[p.ctl[C_FREE_TOP]] = slot
     p.ctl[C_FREE_TOP] += 1
 

@@ -32,7 +32,7 @@ object keeps those arrays referenced while their addresses are published.
     tkey[KEY_WORDS] uint64 / tnl_out[8] int64   tnl_pop's new metadata / outer fields
     ct                                the connection table (conntrack/table.py)
     ct_out[8] int64 / ct_q[6] uint64  ct_process's results / scratch tuple
-    xs[2 * n_slots] int64             split table: a frame received by reference
+    xs[2 * n_slots] int64             split table (ports/io.py XS_*): a frame received by reference
                                       (vhost-user) has xs[2s] > 0 bytes in slot s
                                       and the rest at address xs[2s+1], valid
                                       until the end of its burst; 0 for every

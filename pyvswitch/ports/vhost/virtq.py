@@ -68,7 +68,7 @@ LOCK_SPINS = 1 << 20
 COUNTED = -1000               # _deliver: error already counted (ring broken)
 SPLIT_HDR = 192               # rx_burst_split: header bytes copied into the slot
 SPLIT_MIN = 320               # ... of frames at least this long (shorter: copied whole)
-XS_HDR, XS_ADDR = 0, 1        # the split table: xs[2 * slot + XS_*] (datapath state.py)
+XS_HDR, XS_ADDR = pio.XS_HDR, pio.XS_ADDR   # the split table (ports/io.py)
 
 
 @hot
