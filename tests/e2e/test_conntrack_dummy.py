@@ -32,9 +32,10 @@ table=1,priority=0,actions=drop
 """
 
 
-@pytest.fixture(scope="module")
-def sw():
-    lab = Lab(prefix="pct")
+def dummy_switch(prefix, flows):
+    """A daemon with br0 and dummy ports p1, p2 (ofports 1, 2) running `flows`;
+    yields its Cli and removes everything afterwards."""
+    lab = Lab(prefix=prefix)
     rundir = lab.tempdir("run")
     cli = Cli(rundir)
     try:
@@ -47,11 +48,16 @@ def sw():
         cli(*args)
         path = os.path.join(lab.tempdir("f"), "flows")
         with open(path, "w") as f:
-            f.write(FLOWS)
+            f.write(flows)
         cli("pvs-ofctl", "replace-flows", "br0", path)
         yield cli
     finally:
         lab.close()
+
+
+@pytest.fixture(scope="module")
+def sw():
+    yield from dummy_switch("pct", FLOWS)
 
 
 def through(cli, port, frame, out_port):

@@ -8,8 +8,7 @@ import os
 
 import pytest
 
-from pyvswitch.tools.lab import Lab
-from tests.e2e.test_cli_dummy import Cli
+from tests.e2e.test_conntrack_dummy import dummy_switch
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
                                 reason="the bridge's internal port needs root and /dev/net/tun")
@@ -29,24 +28,7 @@ BANNER = "=" * 79
 
 @pytest.fixture(scope="module")
 def sw():
-    lab = Lab(prefix="ptn")
-    rundir = lab.tempdir("run")
-    cli = Cli(rundir)
-    try:
-        lab.start_daemon(rundir, env=cli.env)
-        args = ["pvs-vsctl", "--timeout=900", "add-br", "br0", "--", "set", "bridge", "br0",
-                "datapath_type=netdev"]
-        for i in (1, 2):
-            args += ["--", "add-port", "br0", f"p{i}", "--", "set", "Interface", f"p{i}",
-                     "type=dummy", f"ofport_request={i}"]
-        cli(*args)
-        path = os.path.join(lab.tempdir("f"), "flows")
-        with open(path, "w") as f:
-            f.write(FLOWS)
-        cli("pvs-ofctl", "replace-flows", "br0", path)
-        yield cli
-    finally:
-        lab.close()
+    yield from dummy_switch("ptn", FLOWS)
 
 
 def last_actions(text):
