@@ -380,6 +380,8 @@ class Dpif:
     # --------------------------------------------------------- conntrack --
     def ct_sweep(self, budget=4096):
         """Expire connections (control thread, periodically); returns how many."""
+        if self.ct.ctl[CT.G_N] == 0:      # nothing to expire: skip the scan
+            return 0
         return int(CT.ct_sweep(self.ct, self.clock.now_ns(), budget))
 
     def ct_flush(self, zone=None):
@@ -401,6 +403,12 @@ class Dpif:
 
     def pmd_stats(self):
         return dpifshow.pmd_stats(self)
+
+    def packets_received(self):
+        """Packets every PMD has received so far, read without parking them
+        (one aligned word per PMD): tells the control thread whether any
+        megaflow counter can have moved."""
+        return sum(int(pmd.p.stats[S.S_PACKETS]) for pmd in self.pmds)
 
     def pmd_stats_show(self):
         return dpifshow.pmd_stats_show(self)

@@ -475,6 +475,17 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
             self.bump()
         return expired
 
+    def next_timeout(self):
+        """When the earliest idle or hard timeout falls due if no packet hits
+        its flow (inf without one): how long the daemon may sleep."""
+        due = float("inf")
+        for rule in self._timed:
+            if rule.hard_timeout:
+                due = min(due, rule.modified + rule.hard_timeout)
+            if rule.idle_timeout:
+                due = min(due, rule.used + rule.idle_timeout)
+        return due
+
     def dump_flows(self, flow="", now=0.0, names=False, stats=True, sort=None):
         """`ovs-ofctl dump-flows` text (one line per rule, newline-terminated).
         stats=False is --no-stats; sort is None, or (field, reverse) for

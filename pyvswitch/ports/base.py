@@ -54,6 +54,22 @@ def port_class(type_name):
     return cls
 
 
+_link_hook = None
+
+
+def set_link_hook(fn):
+    """The daemon's wake-up call. Kernel interfaces announce link changes
+    over rtnetlink; a port whose link follows something else (a vhost-user
+    peer) calls link_changed() so that the daemon notices at once."""
+    global _link_hook
+    _link_hook = fn
+
+
+def link_changed():
+    if _link_hook is not None:
+        _link_hook()
+
+
 def load_types():
     # Importing a type module registers it; done lazily to keep imports light.
     import importlib

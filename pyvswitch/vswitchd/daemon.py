@@ -28,6 +28,7 @@ import numpy as np
 
 from pyvswitch.core import paths, vlog
 from pyvswitch.core.clock import Clock
+from pyvswitch.core.inotify import DirWatch
 from pyvswitch.datapath.dpif import Dpif
 from pyvswitch.datapath.layout import field_mask, new_key
 from pyvswitch.db.store import Store
@@ -35,8 +36,8 @@ from pyvswitch.ofproto.lacp import SLOW_ARG as LACP_SLOW_ARG
 from pyvswitch.ofproto.ofproto import Ofproto
 from pyvswitch.ofproto.xlate import xlate
 from pyvswitch.ofproto import tunnel as TNL   # native tunnels (tnlctl.py)
-from pyvswitch.vswitchd import commands, dbstate, tnlctl
-from pyvswitch.ports.base import PORT_TYPES, load_types
+from pyvswitch.vswitchd import commands, dbstate, netlink, tnlctl
+from pyvswitch.ports.base import PORT_TYPES, load_types, set_link_hook
 from pyvswitch.ports.vhost.port import set_default_sock_dir
 from pyvswitch.vswitchd.bridge import Bridge
 from pyvswitch.vswitchd.ofservice import OfService   # OpenFlow service (ofservice.py)
@@ -48,7 +49,16 @@ log = vlog.Module("bridge")
 
 VERSION = "0.1.0"
 STATS_INTERVAL = 1.0
+IDLE_STATS_INTERVAL = 5.0   # quiet switch: statistics as often as OVS's default
+DB_POLL_INTERVAL = 5.0      # a database check even without an inotify event
+LINK_POLL_INTERVAL = 5.0    # quiet switch: link states even without a notification
 HOUSEKEEPING_INTERVAL = 0.1
+# The main loop ticks every HOUSEKEEPING_INTERVAL while anything happens, and
+# every IDLE_INTERVAL once nothing has for QUIET_AFTER seconds: an idle switch
+# wakes rarely. Changes still arrive at once, as events: the database through
+# inotify, links/addresses/routes through rtnetlink, requests on sockets.
+IDLE_INTERVAL = 2.0         # ... or until the next flow timeout, if sooner
+QUIET_AFTER = 1.0
 
 
 class Switch:
@@ -81,6 +91,15 @@ class Switch:
         self._next_stats = 0.0
         self.cur_cfg = 0
         self.snap = None
+        self._status_written = None   # (snapshot, rows, mirrors) last written back
+        self._last_busy = self.clock.now()   # see _quiet
+        self._received = 0                   # PMD packets seen by the last run_once
+        self._watches_ok = False
+        self._db_watch = self._netlink = None
+        self._db_dirty = True                # the database watch fired (or first run)
+        self._next_db_poll = 0.0
+        self._links_dirty = True             # a link notification since the last poll
+        self._next_link_poll = 0.0
         self.waiters = []   # (cfg, Deferred) from pvs-vsctl
         self.revalidator = Revalidator(self)
         self.tnl = TNL.Tunnels()   # native tunnels: routes, neighbours, vports (tnlctl.py)
@@ -91,6 +110,8 @@ class Switch:
         self.unixctl.listen()
         self.unixctl.register_with(self.sel)
         self.sel.register(self._wake_r, selectors.EVENT_READ, self._drain_wake)
+        self._watch()
+        set_link_hook(self._port_link_changed)
         commands.register_all(self)
         self.dpif.set_upcall_handler(self.upcall)
         self.dpif.set_userspace_handler(self.userspace)
@@ -108,6 +129,7 @@ class Switch:
             pass
 
     def _drain_wake(self, fd):
+        self._busy()      # another thread has work for this one (upcalls, packet-ins)
         try:
             while os.read(fd, 4096):
                 pass
@@ -116,16 +138,101 @@ class Switch:
 
     def run(self):
         while not self._exit:
-            for key, _ in self.sel.select(HOUSEKEEPING_INTERVAL):
+            for key, _ in self.sel.select(self._tick()):
                 key.data(key.fileobj)
             self.run_once()
 
+    def _busy(self):
+        now = self._last_busy = self.clock.now()
+        # statistics back to every STATS_INTERVAL as soon as traffic resumes
+        self._next_stats = min(self._next_stats, now + STATS_INTERVAL)
+
+    def _quiet(self):
+        """Nothing happened for QUIET_AFTER, no bond has timers (up/down
+        delays, LACP), and database and link changes can wake us."""
+        return (self._watches_ok and not any(br.bonds for br in self.bridges.values())
+                and self.clock.now() - self._last_busy >= QUIET_AFTER)
+
+    def _tick(self):
+        if not self._quiet():
+            return HOUSEKEEPING_INTERVAL
+        with self.lock:
+            due = min((br.ofproto.next_timeout() for br in self.bridges.values()),
+                      default=float("inf"))
+        return min(IDLE_INTERVAL, max(HOUSEKEEPING_INTERVAL, due - self.clock.now() + 0.01))
+
+    def _watch(self):
+        """Register the database and rtnetlink watches; without either one
+        the loop keeps polling at HOUSEKEEPING_INTERVAL."""
+        try:
+            self._db_watch = DirWatch(os.path.dirname(os.path.abspath(self.store.path)))
+            self.sel.register(self._db_watch, selectors.EVENT_READ, self._db_written)
+            self._netlink = netlink.Monitor()
+            self.sel.register(self._netlink, selectors.EVENT_READ, self._kernel_changed)
+            self._watches_ok = True
+        except OSError as e:
+            log.warn("no database or rtnetlink notifications (%s): polling every %.1f s",
+                     e, HOUSEKEEPING_INTERVAL)
+
+    def _db_written(self, watch):
+        watch.drain()
+        self._db_dirty = True
+
+    def _kernel_changed(self, mon):
+        kinds = mon.drain()
+        if kinds:
+            tnlctl.refresh_soon(self)   # tunnel endpoints: addresses, routes, MACs
+        if "link" in kinds:
+            self._links_dirty = True
+
+    def _port_link_changed(self):
+        """Any thread: a port's link changed where rtnetlink cannot see it."""
+        self._links_dirty = True
+        self.wake()
+
     def run_once(self):
-        version = self.store.data_version()
-        if version != self._db_version:
-            self._db_version = version
-            self.reconfigure()
         now = self.clock.now()
+        if self._db_dirty or not self._watches_ok or now >= self._next_db_poll:
+            self._db_dirty, self._next_db_poll = False, now + DB_POLL_INTERVAL
+            version = self.store.data_version()
+            if version != self._db_version:
+                self._db_version = version
+                self.reconfigure()
+                self._busy()
+                now = self.clock.now()
+        quiet = self._quiet()
+        if not quiet or self._links_dirty or now >= self._next_link_poll:
+            self._links_dirty, self._next_link_poll = False, now + LINK_POLL_INTERVAL
+            self._run_ports(now)
+        refresh = tnlctl.REFRESH_NOTIFIED if self._watches_ok else tnlctl.REFRESH
+        if tnlctl.run(self, now, refresh):   # tunnels: routes, ARP requests, neighbours
+            self._need_revalidate = True
+        with self.lock:
+            expired = {br.name: br.ofproto.run(now) for br in self.bridges.values()}
+            for br in self.bridges.values():
+                if br.ofproto.version != self._versions.get(br.name):
+                    self._versions[br.name] = br.ofproto.version
+                    self._need_revalidate = True
+        received = self.dpif.packets_received()
+        if received != self._received or self._need_revalidate or any(expired.values()):
+            self._received = received
+            self._busy()
+        if self._need_revalidate:
+            self.revalidate()
+        # OpenFlow service (ofservice.py): flow-removed, then connections.
+        for name, rules in expired.items():
+            if rules:
+                self.ofservice.flows_expired(name, rules)
+        quiet = self._quiet()     # again: this turn may have found work
+        self.ofservice.run(now, quiet)
+        if now >= self._next_stats:
+            self._next_stats = now + (IDLE_STATS_INTERVAL if quiet else STATS_INTERVAL)
+            self.revalidator.sweep(now)
+            self.dpif.ct_sweep()     # expired connections out of the conntrack table
+            self.write_status()
+
+    def _run_ports(self, now):
+        """Link states (and port housekeeping); bonds follow their members."""
         for br in list(self.bridges.values()):
             for iface in list(br.ifaces.values()):
                 if iface.port is not None:
@@ -135,27 +242,8 @@ class Switch:
                         iface.live = up
                         with self.lock:
                             br.ofproto.set_port_live(iface.name, up)
+                        self._busy()
             self._run_bonds(br, now)
-        if tnlctl.run(self, now):   # tunnels: routes, ARP requests, neighbours
-            self._need_revalidate = True
-        with self.lock:
-            expired = {br.name: br.ofproto.run(now) for br in self.bridges.values()}
-            for br in self.bridges.values():
-                if br.ofproto.version != self._versions.get(br.name):
-                    self._versions[br.name] = br.ofproto.version
-                    self._need_revalidate = True
-        if self._need_revalidate:
-            self.revalidate()
-        # OpenFlow service (ofservice.py): flow-removed, then connections.
-        for name, rules in expired.items():
-            if rules:
-                self.ofservice.flows_expired(name, rules)
-        self.ofservice.run(now)
-        if now >= self._next_stats:
-            self._next_stats = now + STATS_INTERVAL
-            self.revalidator.sweep(now)
-            self.dpif.ct_sweep()     # expired connections out of the conntrack table
-            self.write_status()
 
     def close(self):
         log.info("pvs-vswitchd exiting")
@@ -164,6 +252,10 @@ class Switch:
             br.close()
         self.dpif.close()
         self.unixctl.close()
+        for w in (self._db_watch, self._netlink):
+            if w is not None:
+                w.close()
+        set_link_hook(None)
         self.store.close()
 
     # --- reconfiguration --------------------------------------------------
@@ -316,7 +408,7 @@ class Switch:
                 self.revalidator.remember(ofp.name, keys[i], r.mask, r.rules_hit + r.tables_hit)
                 if r.learned:
                     self._need_revalidate = True
-        if self._need_revalidate:
+        if self._need_revalidate or self.tnl.pending:   # ARP requests go out at once
             self.wake()
         return out
 
@@ -385,10 +477,17 @@ class Switch:
         # The bridge map only changes on this thread: reading it needs no lock.
         rows = dbstate.iface_status(self.snap, self.bridges, self.dpif.port_stats)
         rows.update(dbstate.bond_status(self.snap, self.bridges))
-        self.store.write_status(rows)
         mirrors = dbstate.mirror_status(self.snap, self.bridges)
+        # A transaction reads the whole database: an idle switch whose
+        # counters and states did not move writes nothing. Any database
+        # change (reconfigure) writes again.
+        last = self._status_written
+        if last is not None and last[0] is self.snap and last[1:] == (rows, mirrors):
+            return
+        self.store.write_status(rows)
         if mirrors:
             self.store.write_status(mirrors)
+        self._status_written = (self.snap, rows, mirrors)
 
 
 def in_port_mask(dp_port):

@@ -149,3 +149,53 @@ def dump_addrs():
 def dump_routes():
     body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
     return [r for r in map(parse_route, _dump(RTM_GETROUTE, body, RTM_NEWROUTE)) if r is not None]
+
+
+# --- notifications ---------------------------------------------------------------
+RTM_NEWLINK, RTM_DELLINK, RTM_DELADDR, RTM_DELROUTE = 16, 17, 21, 25
+RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
+_KIND = {RTM_NEWLINK: "link", RTM_DELLINK: "link", RTM_NEWADDR: "addr", RTM_DELADDR: "addr",
+         RTM_NEWROUTE: "route", RTM_DELROUTE: "route"}
+
+
+class Monitor:
+    """The kernel's link, IPv4 address and route notifications, so that the
+    daemon's main loop sleeps until something changes instead of polling
+    every interface (Open vSwitch's netdev-linux does the same).
+
+    fileno() for a selector; drain() -> the set of kinds seen ("link",
+    "addr", "route"): all three when the socket overflowed (ENOBUFS: some
+    notifications were lost, so anything may have changed)."""
+
+    def __init__(self, groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE):
+        self.sock = socket.socket(socket.AF_NETLINK,
+                                  socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
+                                  socket.NETLINK_ROUTE)
+        try:
+            self.sock.bind((0, groups))
+        except OSError:
+            self.sock.close()
+            raise
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def drain(self):
+        kinds = set()
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                return kinds
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:
+                    kinds.update(_KIND.values())
+                    continue
+                raise
+            try:
+                kinds.update(_KIND[t] for t, *_ in parse_messages(data) if t in _KIND)
+            except NetlinkError:
+                kinds.update(_KIND.values())
+
+    def close(self):
+        self.sock.close()

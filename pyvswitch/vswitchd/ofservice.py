@@ -40,6 +40,7 @@ from pyvswitch.ofproto.connmgr import (DEFAULT_MAX_BACKOFF, DEFAULT_PROBE,
 log = vlog.Module("ofservice")
 OFPPC_PORT_DOWN, OFPPS_LINK_DOWN = 1, 1
 PORT_STATUS_INTERVAL = 1.0
+QUIET_PORT_STATUS_INTERVAL = 5.0
 
 
 def mgmt_path(rundir, bridge):
@@ -166,15 +167,20 @@ class OfService:
             mgr.configure(ctrls, tuple(row["protocols"]), fail_mode)
 
     # --- the loop -------------------------------------------------------------------
-    def run(self, now):
+    def run(self, now, quiet=False):
+        """quiet: nothing happened lately (the daemon's _quiet), so port
+        states are compared every LINK_POLL_INTERVAL only; link changes make
+        the daemon busy again at once."""
         busy = False
         for mgr in list(self.mgrs.values()):
             try:
                 busy |= mgr.run(now)
             except Exception:        # never let OpenFlow take the daemon down
                 log.err("%s: connmgr: %s", mgr.view.name, traceback.format_exc())
+        if not quiet:     # back from quiet: the slow period must not delay a change
+            self._next_ports = min(self._next_ports, now + PORT_STATUS_INTERVAL)
         if now >= self._next_ports:
-            self._next_ports = now + PORT_STATUS_INTERVAL
+            self._next_ports = now + (QUIET_PORT_STATUS_INTERVAL if quiet else PORT_STATUS_INTERVAL)
             self._port_status()
         self._write_status()
         if busy:

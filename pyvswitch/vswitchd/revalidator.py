@@ -34,6 +34,7 @@ class Revalidator:
         self.last = {}     # (pmd_id, key bytes, mask bytes) -> (packets, bytes)
         self.xcache = {}   # flow_id -> (bridge name, rules_hit) of its translation
         self.fresh = set()  # flow_ids reinstalled since the last sweep (counters at 0)
+        self.received = None  # PMDs' packets received at the last sweep
 
     def remember(self, bridge, key, mask, rules_hit, reinstalled=False):
         """Record the translation a megaflow was (re)installed with. Caller
@@ -44,6 +45,13 @@ class Revalidator:
             self.fresh.add(fid)
 
     def sweep(self, now):
+        # Megaflow counters only move when a PMD receives packets: an idle
+        # switch skips the dump (it parks every PMD). Flows reinstalled in
+        # the meantime stay in `fresh` for the next sweep that runs.
+        received = self.sw.dpif.packets_received()
+        if received == self.received:
+            return
+        self.received = received
         flows = self.sw.dpif.flow_dump()
         seen, live = {}, set()
         fresh, self.fresh = self.fresh, set()

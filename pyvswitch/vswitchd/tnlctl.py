@@ -6,8 +6,8 @@ step with the bridges and the kernel, and the appctl commands.
                     (`vxlan_sys_<port>`, added/removed here), the bridges'
                     internal devices, and a fresh read of the kernel's
                     addresses and routes (netlink.py)
-    run(sw, now)    main loop: re-read addresses/routes every
-                    REFRESH seconds, send the ARP requests translations
+    run(sw, now, refresh)   main loop: re-read addresses/routes every
+                    `refresh` seconds and after refresh_soon(sw), send the ARP requests translations
                     asked for (a packet-out from the output bridge's internal
                     port through its tables: NORMAL floods it out of the
                     uplink), and return True when translations must be
@@ -31,7 +31,8 @@ from pyvswitch.ofproto.route import ip_text, parse_prefix
 from pyvswitch.vswitchd.unixctl import CommandError
 
 log = vlog.Module("tunnel")
-REFRESH = 2.0
+REFRESH = 2.0            # re-read period when nothing announces changes
+REFRESH_NOTIFIED = 30.0  # ... when rtnetlink does (refresh_soon): a safety net
 
 
 class State:
@@ -108,10 +109,16 @@ def _read_kernel():
         return None, None
 
 
-def run(sw, now):
+def refresh_soon(sw):
+    """The kernel said a link, address or route changed (a device's MAC
+    among them): read them at the next run."""
+    _state(sw).next_refresh = 0.0
+
+
+def run(sw, now, refresh=REFRESH):
     tnl, st = sw.tnl, _state(sw)
     if now >= st.next_refresh:
-        st.next_refresh = now + REFRESH
+        st.next_refresh = now + refresh
         addrs, routes = _read_kernel()
         macs = {name: _mac(name, None) for name in tnl.devs}
         with sw.lock:

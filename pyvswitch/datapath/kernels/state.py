@@ -57,7 +57,7 @@ C_FD_WAKES = 19     # 1 when every rxq has an fd that wakes ppoll: sleep longer
 C_RCQ_N = 20        # packets on the recirculation queue
 C_DEPTH = 21        # recirculation depth of the packet being executed
 C_COLS = 24
-FD_SLEEP_MAX_US = 100_000   # sleep cap when fds wake the PMD (traffic does at once)
+FD_SLEEP_MAX_US = 1_000_000   # sleep cap when fds wake the PMD (traffic does at once)
 
 S_PACKETS, S_EMC_HITS, S_MF_HITS, S_MISS, S_LOST, S_UPCALL_OK, S_UPCALL_FAIL = range(7)
 S_SUBTABLE_LOOKUPS, S_BUSY_CYC, S_IDLE_CYC, S_ITER, S_SLEEPS, S_TX_BATCHES = range(7, 13)

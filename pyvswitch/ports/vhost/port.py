@@ -34,6 +34,7 @@ import time
 
 from pyvswitch.core import paths, vlog
 from pyvswitch.ports import io as pio
+from pyvswitch.ports import base
 from pyvswitch.ports.base import Port, PortError, register
 from pyvswitch.ports.vhost import layout as L
 from pyvswitch.ports.vhost import protocol as P
@@ -177,6 +178,7 @@ class _VhostPort(Port):
         up = int(self.dev.link_up())
         for row in list(self._rx.values()) + list(self._tx.values()):
             row[pio.IO_LINK_UP] = up
+        base.link_changed()
 
     def link_up(self):
         return self.dev is not None and self.dev.link_up()

@@ -1,5 +1,6 @@
 """The revalidator's crediting: xcache attribution and reinstalled flows."""
 
+import itertools
 import threading
 from types import SimpleNamespace
 
@@ -19,7 +20,14 @@ class FakeSwitch:
         self.ofproto.add_port("p2", 2, ofport=2)
         self.br = SimpleNamespace(name="br0", ofproto=self.ofproto)
         self.flows = []
-        self.dpif = SimpleNamespace(flow_dump=lambda: list(self.flows))
+        self.received = itertools.count()    # the PMDs receive between sweeps
+        self.dumps = 0
+        self.dpif = SimpleNamespace(flow_dump=self._dump,
+                                    packets_received=lambda: next(self.received))
+
+    def _dump(self):
+        self.dumps += 1
+        return list(self.flows)
 
     def bridge_of_dp_port(self, dp_port):
         return self.br if dp_port in (1, 2) else None
@@ -75,3 +83,23 @@ def test_xcache_forgets_flows_that_left_the_datapath():
     rv.sweep(1.0)
     assert rv.xcache == {}
     assert np.all(f.key == pack_key({"in_port": 1}))
+
+
+def test_idle_datapath_is_not_dumped():
+    """No packet received since the last sweep: no megaflow counter can
+    have moved, so the sweep does not park the PMDs to dump them."""
+    sw = FakeSwitch()
+    sw.received = itertools.repeat(7)
+    rv = Revalidator(sw)
+    rule = sw.ofproto.add_flow("priority=100,in_port=1,actions=output:2")
+    f = in_port_flow(4)
+    rv.remember("br0", f.key, f.mask, [rule])
+    sw.flows = [f]
+    rv.sweep(1.0)
+    rv.sweep(2.0)
+    rv.sweep(3.0)
+    assert sw.dumps == 1 and rule.n_packets == 4
+    sw.received = itertools.repeat(9)   # traffic again: the next sweep dumps
+    sw.flows = [in_port_flow(6)]
+    rv.sweep(4.0)
+    assert sw.dumps == 2 and rule.n_packets == 6

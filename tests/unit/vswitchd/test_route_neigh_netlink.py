@@ -3,8 +3,11 @@ Cached, local_ip), neighbour cache (aging, static, show), rtnetlink parsing
 (hand-built messages, hypothesis: never reads past the buffer, round trip),
 a live netlink dump, and the vxlan option checks."""
 
+import os
 import socket
 import struct
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -202,3 +205,41 @@ def test_vxlan_options():
     assert (c.local_ip, c.dst_port, c.tos, c.ttl, c.df) == (ip("10.0.0.1"), 8472, 16, 9, False)
     c = parse_options("vx0", {"remote_ip": "1.2.3.4", "in_key": "5", "out_key": "6"})
     assert (c.remote_ip, c.in_key, c.out_key, c.dst_port, c.ttl, c.df) == (ip("1.2.3.4"), 5, 6, 4789, 64, True)
+
+
+# --- notifications (netlink.Monitor) ------------------------------------------------
+_MONITOR = """
+import select, sys
+from pyvswitch.vswitchd import netlink as NL
+m = NL.Monitor()
+print("ready", flush=True)
+sys.stdin.readline()
+seen = set()
+while select.select([m], [], [], 2.0)[0]:
+    seen |= m.drain()
+print(",".join(sorted(seen)), flush=True)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating a network namespace needs root")
+def test_monitor_reports_link_address_and_route_changes():
+    """A Monitor in a namespace of its own hears a veth come up and get an
+    address (which adds a route): the daemon's wake-ups."""
+    ns = f"pvnl-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", _MONITOR],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout.readline().strip() == "ready"
+            for cmd in (["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+                        ["link", "set", "v0", "up"], ["addr", "add", "10.9.8.7/24", "dev", "v0"]):
+                subprocess.run(["ip", "-n", ns] + cmd, check=True)
+            out, _ = p.communicate("go\n", timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        assert set(out.strip().split(",")) == {"addr", "link", "route"}
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
