@@ -66,25 +66,13 @@ def _ifreq(name, payload=b""):
     return bytearray(raw.ljust(_IFREQ, b"\0"))
 
 
-_ioctl_sock = None
-
-
-def _ioctl_fd():
-    """One datagram socket for every interface ioctl: the daemon polls link
-    state many times a second, and a socket per call is most of that cost.
-    Any thread may use it (the kernel serialises nothing on it)."""
-    global _ioctl_sock
-    if _ioctl_sock is None:
-        _ioctl_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    return _ioctl_sock.fileno()
-
-
 def _ioctl(name, request, payload=b""):
     buf = _ifreq(name, payload)
-    try:
-        fcntl.ioctl(_ioctl_fd(), request, buf)
-    except OSError as e:
-        raise _err(name, e.errno) from None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            fcntl.ioctl(s.fileno(), request, buf)
+        except OSError as e:
+            raise _err(name, e.errno) from None
     return bytes(buf[IFNAMSIZ:])
 
 
