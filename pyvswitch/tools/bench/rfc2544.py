@@ -1,12 +1,18 @@
 """RFC 2544 through two vhost-user ports: pyvswitch and Open vSwitch with DPDK.
 
-    pvs-bench rfc2544 [--switch pyvswitch,ovs-dpdk] [--scenario p2p|normal]
+    pvs-bench rfc2544 [--switch pyvswitch,ovs-dpdk] [--scenario p2p|normal|firewall|vxlan]
         [--sizes 64,128,256,512,1024,1280,1518] [--trial 10] [--loss 0]
         [--steps 8] [--quick] [--plots]
 
 Topology: pvs-pktgen (core 0) sends on a virtio-user port attached to the
-switch's vhost-user port vhu0 and counts what arrives on vhu1 (scenario p2p:
-flows in_port=1 -> 2; normal: actions=NORMAL). Each trial is one pvs-pktgen
+switch's vhost-user port vhu0 and counts what arrives on vhu1. Scenarios (the
+switches' rule sets, shared with pvs-bench pvp --flows): p2p, flows in_port=1 ->
+2; normal, actions=NORMAL; firewall, every IP packet through conntrack
+(ct(table=1), commit when new, forward when new or established: the Neutron
+pattern); vxlan, vhu0 -> vxlan-a -> tnl_push -> br-phy-a -> patch -> br-phy-b
+-> tnl_pop -> vxlan-b -> vhu1 inside the switch (switches.VxlanLoop, the
+topology of ../shared/bench-anchors/ovs_dpdk_pvp_vxlan.sh, checked with
+ofproto/trace before measuring). Each trial is one pvs-pktgen
 run: connect, probe until a frame comes back, send at a fixed rate for
 --trial seconds, drain, report tx/rx and latency from the time stamps in the
 frames.
@@ -42,6 +48,14 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 DEFAULT_OUT = os.path.join(REPO, "bench", "results")
 SIZES = "64,128,256,512,1024,1280,1518"
 LAT_LEVELS = (10, 50, 90)
+SCENARIO_FLOWS = {"p2p": "ports", "normal": "normal", "firewall": "firewall", "vxlan": "vxlan"}
+SCENARIO_TEXT = {
+    "p2p": "flows in_port=1,actions=output:2 (and back)",
+    "normal": "one flow, actions=NORMAL (MAC learning)",
+    "firewall": "stateful firewall: ct(table=1,zone=1), commit when +new, forward when +new or +est",
+    "vxlan": "VXLAN inside the switch: vhu0 -> vxlan-a (tnl_push) -> br-phy-a -> patch -> "
+             "br-phy-b (tnl_pop) -> vxlan-b -> vhu1",
+}
 QUICK = {"sizes": "64", "trial": 1.0, "steps": 3, "reps": 1, "loss_points": "50,100", "quiet_max_wait": 20.0}
 DEFAULTS = {"sizes": SIZES, "trial": 10.0, "steps": 8, "reps": 1,
             "loss_points": "10,20,30,40,50,60,70,80,90,100", "quiet_max_wait": 300.0}
@@ -181,6 +195,7 @@ def summarize(records, switches, sizes):
 def render_markdown(summary, meta):
     f = stats.fmt
     L = [f"# RFC 2544 through two vhost-user ports ({meta['scenario']})", "",
+         f"Scenario: {SCENARIO_TEXT.get(meta['scenario'], meta['scenario'])}", "",
          f"Command: `{meta['command']}`", "", f"Date: {meta['date']}; raw data: `{meta['raw_dir']}`", "",
          "## Machine", "", "| item | value |", "|---|---|"]
     L += [f"| {k} | {v} |" for k, v in meta["machine"].items()]
@@ -264,7 +279,7 @@ def plot(summary, outdir, stem):
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="pvs-bench rfc2544", description=__doc__.split("\n\n")[0])
     p.add_argument("--switch", default=f"{SUBJECT},{ANCHOR}", help="pyvswitch,ovs-dpdk")
-    p.add_argument("--scenario", choices=("p2p", "normal"), default="p2p")
+    p.add_argument("--scenario", choices=tuple(SCENARIO_FLOWS), default="p2p")
     p.add_argument("--sizes", help=f"frame sizes (default {SIZES})")
     p.add_argument("--trial", type=float, help="seconds per trial (default 10)")
     p.add_argument("--loss", type=float, default=0.0, help="loss tolerance %% (default 0)")
@@ -287,7 +302,7 @@ def parse_args(argv):
         p.error(str(e))
     if a.trial <= 0 or a.steps < 0 or a.reps < 1 or not 0 <= a.loss < 100 or a.gen_flows < 1:
         p.error("--trial > 0, --steps >= 0, --reps >= 1, 0 <= --loss < 100, --flows >= 1")
-    a.flows = "normal" if a.scenario == "normal" else "ports"    # the switches' rule set
+    a.flows = SCENARIO_FLOWS[a.scenario]     # the switches' rule set (switches.py)
     return a
 
 
