@@ -114,6 +114,39 @@ def render_openflow(d):
     return out
 
 
+def _lat(c, level):
+    """'p50 / p99' µs at a share of the throughput, from an rfc2544 cell."""
+    x = (c.get("latency_ns") or {}).get(str(level))
+    return f"{x['p50'] / 1e3:.1f} / {x['p99'] / 1e3:.1f}" if x else "-"
+
+
+def render_rfc2544(d):
+    """rfc2544-<scenario>-latest (tools/bench/rfc2544.py): zero-loss throughput,
+    latency and loss at the generator's top rate."""
+    s, meta = d["summary"], d["meta"]
+    out = [_when(meta), "",
+           f"| switch | frame B | throughput Mpps (loss <= {meta.get('loss', 0):g} %) | Gbps | generator Mpps "
+           "| bound by | latency µs p50 / p99 at 50 % | at 90 % | loss % at the generator's top rate |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for c in s["cells"]:
+        t = c["throughput_pps"][1] if c["throughput_pps"] else None
+        g = c["generator_pps"][1] if c["generator_pps"] else None
+        top = next((p["loss_pct"] for p in c.get("loss_curve") or [] if p["percent"] == 100), None)
+        out.append(f"| {NAMES.get(c['switch'], c['switch'])} | {c['size']} "
+                   f"| {_f(t / 1e6 if t is not None else None)} "
+                   f"| {_f(t * c['size'] * 8 / 1e9 if t is not None else None, 2)} "
+                   f"| {_f(g / 1e6 if g else None)} | {'generator' if c['generator_bound'] else 'switch'} "
+                   f"| {_lat(c, 50)} | {_lat(c, 90)} | {_f(top, 2)} |")
+    if s.get("ratios"):
+        out += ["", "| ratio of throughputs (same run) | " + " | ".join(f"{r['size']} B" for r in s["ratios"])
+                + " |", "|---|" + "---|" * len(s["ratios"]),
+                "| pyvswitch / OVS-DPDK | " + " | ".join(f"**{_f(r['ratio'])}**" for r in s["ratios"]) + " |"]
+    if meta.get("plots"):
+        out += ["", "Plots: " + ", ".join(f"[{os.path.basename(p)}](../bench/results/{p})"
+                                          for p in meta["plots"]) + "."]
+    return out
+
+
 def render_generic(d):
     """Any other results file: its summary as a two-column table of scalars."""
     out = [_when(d.get("meta", {})), "", "| figure | value |", "|---|---|"]
@@ -129,7 +162,7 @@ def render_generic(d):
 
 
 RENDERERS = (("pvp", render_pvp), ("veth", render_veth), ("flows", render_flows),
-             ("openflow", render_openflow))
+             ("openflow", render_openflow), ("rfc2544", render_rfc2544))
 
 
 def renderer(name):

@@ -58,3 +58,21 @@ def test_the_committed_benchmarks_doc_matches_the_committed_results():
     with open(os.path.join(REPO, "docs", "BENCHMARKS.md")) as f:
         assert len(report.BLOCK.findall(f.read())) >= 5
     assert report.main(["--check"]) == 0
+
+
+def test_rfc2544_block():
+    cell = lambda sw, t: {"switch": sw, "size": 64, "runs": 1, "clean_runs": 1,  # noqa: E731
+                          "throughput_pps": [t, t, t], "generator_pps": [2e6, 2e6, 2e6],
+                          "generator_bound": False,
+                          "latency_ns": {"50": {"avg": 3000, "p50": 2500, "p99": 9000, "max": 20000}},
+                          "loss_curve": [{"percent": 50.0, "loss_pct": 0.0}, {"percent": 100.0, "loss_pct": 12.5}]}
+    d = {"meta": {"command": "pvs-bench rfc2544 --scenario firewall", "date": "2026-11-21T19:00:00",
+                  "loss": 0.0, "plots": ["rfc2544-firewall-throughput.png"]},
+         "summary": {"cells": [cell("pyvswitch", 1e6), cell("ovs-dpdk", 2e6)],
+                     "ratios": [{"size": 64, "ratio": 0.5}], "errors": {}}}
+    assert report.renderer("rfc2544-firewall-latest") is report.render_rfc2544
+    lines = report.render_rfc2544(d)
+    assert "| **pyvswitch** | 64 | 1.000 | 0.51 | 2.000 | switch | 2.5 / 9.0 | - | 12.50 |" in lines
+    assert "| pyvswitch / OVS-DPDK | **0.500** |" in lines
+    assert lines[-1] == ("Plots: [rfc2544-firewall-throughput.png]"
+                         "(../bench/results/rfc2544-firewall-throughput.png).")
