@@ -111,7 +111,9 @@ class Dpif:
         with self._lock:
             self.fit_mtu(getattr(port, "mtu", 1500))
             if dp_port is None:
-                dp_port = next(i for i in range(1, S.MAX_PORTS) if i not in self.ports)
+                dp_port = next((i for i in range(1, S.MAX_PORTS) if i not in self.ports), None)
+                if dp_port is None:
+                    raise ValueError(f"no free datapath port number (at most {S.MAX_PORTS - 1})")
             if dp_port in self.ports or not 0 <= dp_port < S.MAX_PORTS:
                 raise ValueError(f"dp_port {dp_port} in use or out of range")
             e = _PortEntry(dp_port, port)
@@ -122,7 +124,14 @@ class Dpif:
             for pmd_id in [p.pmd_id for p in self.pmds] + [NON_PMD_ID]:
                 self._tx_rows(e, pmd_id)
             self.ports[dp_port] = e
-            self._reconfigure()
+            try:
+                self._reconfigure()
+            except ValueError:
+                # refused (a PMD's io rows are full): the datapath stays as it
+                # was, and keeps no reference to the port or its memory
+                del self.ports[dp_port]
+                self._reconfigure()
+                raise
             log.info("%s: added port %s as port %d", self.name, port.name, dp_port)
             return dp_port
 
@@ -241,6 +250,10 @@ class Dpif:
 
     def _load(self, pmd, rxqs):
         p = pmd.p
+        need = len(rxqs) + len(self.ports)     # its rx rows, and a tx row per port
+        if need > len(p.rowptr):               # checked before anything changes
+            raise ValueError(f"pmd {pmd.pmd_id}: {need} io rows needed, at most {len(p.rowptr)} "
+                             f"(rx queues it polls + ports)")
         rows, mems = [], []
         pmd.rxqs = []
         p.txmap[:] = -1
@@ -277,6 +290,7 @@ class Dpif:
             for r, dp in enumerate(getattr(pmd, "row_ports", [])):
                 if dp in self.ports:
                     self.ports[dp].base += pmd.p.qstats[r]
+            pmd.p.qstats[:] = 0     # folded: a reconfiguration that fails and is redone counts once
 
     # ------------------------------------------------------------- flows --
     def flow_put(self, key, mask, actions):

@@ -202,3 +202,39 @@ def test_idle_pmd_uses_little_cpu(switch):
     t1, c1 = time.monotonic(), _cpu_ticks(tid)
     share = (c1 - c0) / hz / (t1 - t0)
     assert share < 0.05, f"idle PMD used {share:.1%} of a core"
+
+
+def test_a_port_refused_for_want_of_io_rows_changes_nothing(switch):
+    """A PMD has room for max_rows io rows (its rx queues + a tx row per
+    port). The port that does not fit is refused with a clear error; the
+    datapath keeps no trace of it (no stale entry holding its memory and
+    fds, as a retry loop would pile up), counters are not counted twice, and
+    the ports already there keep forwarding."""
+    dp, ports = switch
+    dp.set_upcall_handler(one_to_two)
+    cap = Capture(ports[2])
+    ports[1].inject(FRAME)
+    assert cap.wait(1) == [FRAME]
+    before = dp.port_stats(1)
+    extra, refused = [], []
+    for i in range(100):
+        p = DummyPort(f"x{i}")
+        p.open()
+        try:
+            dp.add_port(p)
+            extra.append(p)
+        except ValueError as e:
+            refused.append(str(e))
+            p.close()
+            if len(refused) == 3:          # refused again and again: nothing piles up
+                break
+    assert len(refused) == 3 and "io rows needed, at most" in refused[0]
+    assert set(dp.ports) == {1, 2, 3} | {e for e in dp.ports if dp.ports[e].port in extra}
+    assert len(dp.ports) == 3 + len(extra)
+    assert dp.port_stats(1) == before           # folded once, not once per attempt
+    ports[1].inject(FRAME)
+    assert len(cap.wait(2)) == 2
+    for e in [e for e in list(dp.ports) if dp.ports[e].port in extra]:
+        dp.del_port(e)
+    for p in extra:
+        p.close()
