@@ -51,9 +51,15 @@ def load_rows(p, rows, mems):
         p.memptr[r] = (mem.ctypes.data, mem.shape[0])
 
 
+# io rows a PMD can hold: the rx queues it polls plus one tx row per datapath
+# port, so about 1000 single-queue ports on one PMD. Nothing per packet
+# scales with it (outputs mark the rows they touch); a row costs ~150 bytes.
+MAX_ROWS = 2048
+
+
 class Pmd:
     def __init__(self, pmd_id, core, pool, free_slots, clock, cyc_per_us,
-                 max_flows=65536, emc_entries=8192, max_rows=64, ct=None):
+                 max_flows=65536, emc_entries=8192, max_rows=MAX_ROWS, ct=None):
         self.pmd_id, self.core, self.pool, self.clock = pmd_id, core, pool, clock
         self.p = S.new_state(pool.buf, free_slots, max_rows=max_rows, ct=ct)
         self.t = D.new_tables(max_flows=max_flows, emc_entries=emc_entries)

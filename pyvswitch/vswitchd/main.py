@@ -11,6 +11,7 @@ pidfile are removed. Several daemons can run side by side when each has its own
 
 import argparse
 import os
+import resource
 import signal
 import sys
 
@@ -30,8 +31,23 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+def raise_fd_limit(want=65536):
+    """Every port holds descriptors (a socket or tap, eventfds, a vhost-user
+    socket and its memory): lift the soft limit towards the hard one, as
+    ovs-vswitchd does, so that a host with many ports does not run out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
+    raise_fd_limit()
     rundir = paths.rundir(a.rundir)
     db = paths.db_path(a.db, a.rundir)
     os.makedirs(rundir, exist_ok=True)

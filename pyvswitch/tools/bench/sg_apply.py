@@ -1,10 +1,9 @@
 """Time to apply one security group to many ports through the running daemon.
 
 A pvs-vswitchd (switches.PyVSwitch, the harness's) gets `ports` patch ports
-(each paired with one on a second bridge). Patch ports because a PMD polls at
-most 64 ports (datapath/pmd.py max_rows): the 65th polled port is refused,
-while a patch port has no datapath port to poll; what is measured here,
-flows reaching the bridge's tables, does not depend on the port type.
+(each paired with one on a second bridge). Patch ports because they need no
+kernel device or guest and have no datapath port to poll; what is measured
+here, flows reaching the bridge's tables, does not depend on the port type.
 One group of 7 rules, one of them with the group itself as remote group (so
 its member list is every port's address), is put on all ports with
 `pvs-secgroup import`, as an operator would. Timed end to end: from starting

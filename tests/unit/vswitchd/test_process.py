@@ -57,3 +57,18 @@ def test_detach_ready(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0
     assert marker.read_text().isdigit()
+
+
+def test_fd_limit_is_raised_towards_the_hard_limit():
+    """Many ports, many descriptors: the daemon lifts a low soft limit."""
+    import resource
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
+    if want <= 256:
+        pytest.skip(f"hard limit {hard} leaves nothing to raise")
+    r = subprocess.run(
+        [sys.executable, "-c", "from pyvswitch.vswitchd.main import raise_fd_limit; print(raise_fd_limit())"],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)),
+        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) == want
