@@ -25,9 +25,9 @@ import uuid as uuidlib
 from pyvswitch.db.schema import SchemaError, Type, check_atom, is_uuid, validate, Column
 
 DELIMS = set(" \t\n\r,=[]{}")
-_BARE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-_INT_RE = re.compile(r"^[+-]?[0-9]+$")
-_RANGE_RE = re.compile(r"^([+-]?[0-9]+)-([+-]?[0-9]+)$")
+_BARE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+_INT_RE = re.compile(r"^[+-]?[0-9]+\Z")
+_RANGE_RE = re.compile(r"^([+-]?[0-9]+)-([+-]?[0-9]+)\Z")
 TRUE = {"true", "yes", "on", "1"}
 FALSE = {"false", "no", "off", "0"}
 MAX_RANGE = 4096

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 from pyvswitch.db import datum
 from pyvswitch.db.datum import DatumError, format_value, parse_value
-from pyvswitch.db.schema import TABLES, setof, mapof, optional, scalar, STR, INT, BOOL
+from pyvswitch.db.schema import TABLES, setof, mapof, optional, scalar, STR, INT, BOOL, is_uuid
 
 
 def ctype(table, name):
@@ -125,3 +125,10 @@ def test_garbage_loose(text):
             datum.parse_loose(t, text)
         except DatumError:
             pass
+
+
+def test_a_trailing_newline_is_quoted_and_kept():
+    """A regex `$` also matches before a final newline: 'A\\n' once came back as 'A'."""
+    t = scalar(STR)
+    assert format_value(t, "A\n") == '"A\\n"' and parse_value(t, format_value(t, "A\n")) == "A\n"
+    assert not is_uuid("00000000-0000-0000-0000-000000000000\n")
