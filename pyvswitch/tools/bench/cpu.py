@@ -140,10 +140,10 @@ def foreign(a, b, mine):
         t0 = old["ticks"] if old else 0
         c0 = old["cticks"] if old else 0
         pct = 100.0 * (p["ticks"] - t0) / HZ / dt
-        if pid in mine or p["kthread"]:
-            ours += pct
-            continue
         cpct = 100.0 * max(0, p.get("cticks", 0) - c0 - gone.get(pid, 0)) / HZ / dt
+        if pid in mine or p["kthread"]:
+            ours += pct + cpct     # our children reaped in the window (one generator run per trial) are ours
+            continue
         direct += pct + cpct
         if pct + cpct >= 1.0:
             top.append((round(pct + cpct, 1), pid, p["comm"]))
