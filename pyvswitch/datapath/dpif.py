@@ -16,7 +16,7 @@
     dp.flow_put(key, mask, actions)        on every PMD
     dp.flow_dump() -> [Megaflow]; dp.format_flows(flows) -> dpctl text
     dp.flow_del(key, mask) -> n; dp.flow_flush()
-    dp.revalidate(fn) -> (kept, changed, deleted)
+    dp.revalidate(fn, macs=None, before=None) -> (kept, changed, deleted)
     dp.port_stats(dp_port) -> {rx_packets, rx_bytes, rx_dropped, rx_errors, tx_...}
     dp.pmd_stats() / pmd_stats_show() / pmd_stats_clear() / rxq_show()
     dp.execute(packet, actions, in_port=0)   packet-out, from the control thread
@@ -330,14 +330,20 @@ class Dpif:
             for pmd in self.pmds:
                 pmd.flush()
 
-    def revalidate(self, fn):
+    def revalidate(self, fn, macs=None, before=None):
         """fn(key, mask, actions) -> (actions, mask) to keep/change, None to
-        delete; each PMD is parked while its flows are visited."""
+        delete; each PMD is parked while its flows are visited. macs: only
+        the flows that match one of these MACs as dl_src or dl_dst (or do not
+        match dl_dst exactly), i.e. those a MAC learning change can affect;
+        before(megaflows) sees that selection first (to credit counters)."""
         kept = changed = deleted = 0
         with self._lock:
             for pmd in self.pmds:
                 with self.parked([pmd]):
-                    for f in pmd.live_flows():
+                    ids = pmd.live_flows() if macs is None else pmd.flows_for_macs(macs)
+                    if before is not None:
+                        before([Megaflow(pmd.pmd_id, *pmd.flow(f)) for f in ids])
+                    for f in ids:
                         key, mask, acts = pmd.flow(f)[:3]
                         res = fn(key, mask, acts)
                         if res is None:

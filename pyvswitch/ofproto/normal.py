@@ -183,8 +183,14 @@ class Fdb:
         return entry.port
 
     def expire(self, now):
-        """Drop aged entries; returns [(vlan, mac, port)]."""
-        gone = [(k, e) for k, e in self.entries.items() if not self._alive(e, now)]
+        """Drop aged entries; returns [(vlan, mac, port)]. The table is kept
+        least recently seen first, so the scan stops at the first live entry
+        (100,000 MACs must not cost a full scan at every main-loop turn)."""
+        gone = []
+        for k, e in self.entries.items():
+            if self._alive(e, now):
+                break
+            gone.append((k, e))
         for key, _ in gone:
             del self.entries[key]
         return [(v, m, e.port) for (v, m), e in gone]

@@ -120,12 +120,23 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         self.bonds = {}                  # bundle name -> bond.Bond
         self.fdb = Fdb(mac_aging_time, mac_table_size)
         self.version = 0
+        self.fdb_changes = set()         # MACs learned, moved or aged since the last take
         self._seq = 0
         self._timed = {}                 # rules with an idle or hard timeout (a set, ordered)
         self.add_flow("priority=0,actions=NORMAL", now)
 
     def bump(self):
         self.version += 1
+
+    def fdb_changed(self, macs):
+        """MAC learning changed these MACs' entries: only the megaflows to or
+        from them need a new translation (not a version bump, which makes
+        the daemon re-translate every megaflow)."""
+        self.fdb_changes.update(macs)
+
+    def take_fdb_changes(self):
+        out, self.fdb_changes = self.fdb_changes, set()
+        return out
 
     # --- ports -----------------------------------------------------------------
     def add_port(self, name, dp_port, ofport=None, tag=None, trunks=(),
@@ -471,8 +482,9 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
             if rule.removed_reason is None:
                 self._remove(rule, reason)
                 expired.append(rule)
-        if self.fdb.expire(now):
-            self.bump()
+        aged = self.fdb.expire(now)
+        if aged:
+            self.fdb_changed(mac for _vlan, mac, _port in aged)
         return expired
 
     def next_timeout(self):

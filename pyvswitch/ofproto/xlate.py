@@ -399,7 +399,7 @@ def _normal(ctx, in_port, tci):
         ctx.examine("vlan_tci", 0xE000)   # a tagged frame's PCP decides its output TCI
     if res.learned:
         ctx.learned.extend(res.learned)
-        ctx.ofp.bump()
+        ctx.ofp.fdb_changed(mac for _vlan, mac, _port, _how in res.learned)
     cur = ctx.dp_tci
     for ofport, out_tci in sorted(res.outputs,
                                   key=lambda o: (o[1] != cur, o[1], o[0])):

@@ -209,16 +209,20 @@ class Switch:
             self._need_revalidate = True
         with self.lock:
             expired = {br.name: br.ofproto.run(now) for br in self.bridges.values()}
+            macs = set()
             for br in self.bridges.values():
                 if br.ofproto.version != self._versions.get(br.name):
                     self._versions[br.name] = br.ofproto.version
                     self._need_revalidate = True
+                macs |= br.ofproto.take_fdb_changes()
         received = self.dpif.packets_received()
-        if received != self._received or self._need_revalidate or any(expired.values()):
+        if received != self._received or self._need_revalidate or macs or any(expired.values()):
             self._received = received
             self._busy()
         if self._need_revalidate:
-            self.revalidate()
+            self.revalidate()           # every megaflow (MAC changes included)
+        elif macs:
+            self.revalidate(macs)       # MAC learning: the megaflows to or from those MACs
         # OpenFlow service (ofservice.py): flow-removed, then connections.
         for name, rules in expired.items():
             if rules:
@@ -393,7 +397,7 @@ class Switch:
     # --- datapath upcalls and revalidation --------------------------------
     def upcall(self, keys, in_ports, packets):
         """PMD thread: translate missed flows; returns [(actions, mask)]."""
-        out = []
+        out, learned = [], False
         now = self.clock.now()
         with self.lock:
             for i in range(len(keys)):
@@ -406,9 +410,8 @@ class Switch:
                     continue
                 out.append((r.actions, r.mask))
                 self.revalidator.remember(ofp.name, keys[i], r.mask, r.rules_hit + r.tables_hit)
-                if r.learned:
-                    self._need_revalidate = True
-        if self._need_revalidate or self.tnl.pending:   # ARP requests go out at once
+                learned |= bool(r.learned)
+        if learned or self._need_revalidate or self.tnl.pending:   # ARP requests go out at once
             self.wake()
         return out
 
@@ -444,13 +447,19 @@ class Switch:
                 return br
         return None
 
-    def revalidate(self):
-        """Re-translate every megaflow against the current tables. Stats the
-        old translations earned are credited first (the xcache knows their
-        rules); a flow that changes is reinstalled with fresh counters."""
-        self._need_revalidate = False
+    def revalidate(self, macs=None):
+        """Re-translate every megaflow against the current tables, or with
+        `macs` only those a change of these MACs' fdb entries can affect.
+        Stats the old translations earned are credited first (the xcache
+        knows their rules); a flow that changes is reinstalled with fresh
+        counters."""
         now = self.clock.now()
-        self.revalidator.sweep(now)
+        before = None
+        if macs is None:
+            self._need_revalidate = False
+            self.revalidator.sweep(now)
+        else:
+            before = lambda flows: self.revalidator.sweep_some(flows, now)  # noqa: E731
 
         def check(key, mask, actions):
             with self.lock:
@@ -461,7 +470,7 @@ class Switch:
                 self.revalidator.remember(ofp.name, key, r.mask, r.rules_hit + r.tables_hit,
                                           reinstalled=changed)
             return (r.actions, r.mask)
-        self.dpif.revalidate(check)
+        self.dpif.revalidate(check, macs=macs, before=before)
 
     def flows_changed(self):
         """After a flow-mod: no cached translation may outlive the reply."""

@@ -53,8 +53,21 @@ class Revalidator:
             return
         self.received = received
         flows = self.sw.dpif.flow_dump()
+        seen, live = self._credit_flows(flows, now, self.fresh)
+        self.fresh = set()
+        self.last = seen
+        with self.sw.lock:
+            self.xcache = {fid: v for fid, v in self.xcache.items() if fid in live}
+
+    def sweep_some(self, flows, now):
+        """Credit only these megaflows (a targeted revalidation is about to
+        re-translate them); the other flows wait for the next sweep."""
+        seen, _ = self._credit_flows(flows, now, self.fresh)
+        self.fresh -= {(f.key.tobytes(), f.mask.tobytes()) for f in flows}
+        self.last.update(seen)
+
+    def _credit_flows(self, flows, now, fresh):
         seen, live = {}, set()
-        fresh, self.fresh = self.fresh, set()
         for f in flows:
             fid = (f.key.tobytes(), f.mask.tobytes())
             ident = (f.pmd_id,) + fid
@@ -66,9 +79,7 @@ class Revalidator:
                 p0, b0 = 0, 0
             if packets > p0:
                 self._credit(fid, f.key, packets - p0, nbytes - b0, now)
-        self.last = seen
-        with self.sw.lock:
-            self.xcache = {fid: v for fid, v in self.xcache.items() if fid in live}
+        return seen, live
 
     def _credit(self, fid, key, packets, nbytes, now):
         sw = self.sw

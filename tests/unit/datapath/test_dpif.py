@@ -204,13 +204,20 @@ def test_idle_pmd_uses_little_cpu(switch):
     assert share < 0.05, f"idle PMD used {share:.1%} of a core"
 
 
-def test_a_port_refused_for_want_of_io_rows_changes_nothing(switch):
-    """A PMD has room for max_rows io rows (its rx queues + a tx row per
-    port). The port that does not fit is refused with a clear error; the
-    datapath keeps no trace of it (no stale entry holding its memory and
+def test_a_port_refused_for_want_of_io_rows_changes_nothing(tmp_path, monkeypatch):
+    """A PMD has room for MAX_ROWS io rows (its rx queues + a tx row per
+    port; 16 here). The port that does not fit is refused with a clear error;
+    the datapath keeps no trace of it (no stale entry holding its memory and
     fds, as a retry loop would pile up), counters are not counted twice, and
     the ports already there keep forwarding."""
-    dp, ports = switch
+    from pyvswitch.datapath import pmd as P
+    monkeypatch.setattr(P, "MAX_ROWS", 16)
+    dp, ports = Dpif("br-rows", str(tmp_path)), {}
+    for name in ("p1", "p2", "p3"):
+        p = DummyPort(name)
+        p.open()
+        ports[dp.add_port(p)] = p
+    assert wait_for(lambda: any(s["iterations"] > 0 for s in dp.pmd_stats().values()), timeout=900)
     dp.set_upcall_handler(one_to_two)
     cap = Capture(ports[2])
     ports[1].inject(FRAME)
@@ -234,7 +241,29 @@ def test_a_port_refused_for_want_of_io_rows_changes_nothing(switch):
     assert dp.port_stats(1) == before           # folded once, not once per attempt
     ports[1].inject(FRAME)
     assert len(cap.wait(2)) == 2
-    for e in [e for e in list(dp.ports) if dp.ports[e].port in extra]:
-        dp.del_port(e)
-    for p in extra:
+    dp.close()
+    for p in extra + list(ports.values()):
         p.close()
+
+
+def test_revalidate_only_the_flows_of_changed_macs(switch):
+    """MAC learning changes one fdb entry: only the megaflows matching that
+    MAC exactly as dl_dst or dl_src (and any that do not match dl_dst
+    exactly) are visited; the selected flows are handed to `before` first."""
+    dp, _ = switch
+    mac = lambda i: 0x020000000000 + i                       # noqa: E731
+    dst_mask = L.pack_key({"in_port": 0xFFFF, "dl_dst": (1 << 48) - 1, "dl_src": (1 << 48) - 1})
+    for i in range(1, 6):
+        dp.flow_put(L.pack_key({"in_port": 1, "dl_dst": mac(i), "dl_src": mac(100 + i)}), dst_mask,
+                    [("output", 2)])
+    dp.flow_put(L.pack_key({"in_port": 3}), IN_PORT_MASK, [("output", 1)])   # no dl_dst: kept in
+    visited, handed = [], []
+
+    def fn(k, m, a):
+        visited.append((L.get_field(k, "in_port"), L.get_field(k, "dl_dst"), L.get_field(k, "dl_src")))
+        return a, m
+    assert dp.revalidate(fn, macs={mac(2), mac(104)}, before=handed.extend) == (3, 0, 0)
+    assert sorted(visited) == [(1, mac(2), mac(102)), (1, mac(4), mac(104)), (3, 0, 0)]
+    assert len(handed) == 3 and {f.pmd_id for f in handed} == {dp.pmds[0].pmd_id}
+    visited.clear()
+    assert dp.revalidate(fn) == (6, 0, 0) and len(visited) == 6    # no macs: every flow

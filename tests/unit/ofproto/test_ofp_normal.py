@@ -97,13 +97,16 @@ def test_learning_disabled_for_revalidation(br):
     assert layout.mask_fields(r.mask) == NORMAL_MASK
 
 
-def test_learning_moves_version(br):
+def test_learning_records_the_mac_not_a_version(br):
+    """Learning changes the translations to and from one MAC: the daemon
+    re-translates those megaflows only (a version bump would mean all)."""
     v = br.version
     xlate(br, pkt(11, MAC1, BCAST), 0.0)
-    assert br.version > v
-    v = br.version
+    assert br.version == v and br.take_fdb_changes() == {MAC1}
     xlate(br, pkt(11, MAC1, BCAST), 1.0)     # refresh only
-    assert br.version == v
+    assert br.take_fdb_changes() == set()
+    xlate(br, pkt(12, MAC1, BCAST), 2.0)     # moved
+    assert br.take_fdb_changes() == {MAC1} and br.version == v
 
 
 def test_fdb_aging_with_manual_clock(br):
@@ -112,10 +115,22 @@ def test_fdb_aging_with_manual_clock(br):
     # MAC2 was learned at 299; MAC1 is 300 s old now and no longer used.
     r = xlate(br, pkt(12, MAC2, MAC1), 300.0)
     assert ("output", 13) in r.actions          # flooded again
+    br.take_fdb_changes()
     v = br.version
     br.run(301.0)
-    assert br.version > v
+    assert br.version == v and br.take_fdb_changes() == {MAC1}     # aged out
     assert (10, MAC1) not in br.fdb.entries and (10, MAC2) in br.fdb.entries
+
+
+def test_aging_scans_only_the_expired_head():
+    """Least recently seen first: expire stops at the first live entry, and
+    a refreshed entry moved to the end is not aged with the old ones."""
+    fdb = N.Fdb(aging_time=10)
+    for i in range(5):
+        fdb.learn(1, MAC1 + i, 1, float(i))
+    fdb.refresh(1, MAC1, 1, 9.0)                  # the oldest, seen again
+    assert fdb.expire(12.5) == [(1, MAC1 + 1, 1), (1, MAC1 + 2, 1)]
+    assert fdb.lookup(1, MAC1, 12.5) == 1 and len(fdb) == 3
 
 
 def test_fdb_size_limit_evicts_oldest():
