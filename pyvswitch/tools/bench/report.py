@@ -147,6 +147,13 @@ def render_rfc2544(d):
     return out
 
 
+def render_tunnels(d):
+    """tunnels-latest (tools/bench/tnl_scale.py): one host at tunnel scale."""
+    from .tnl_scale import render
+    lines = render(d).rstrip("\n").splitlines()
+    return [_when(d["meta"]), ""] + lines[lines.index("| step | seconds | daemon RSS after |"):]
+
+
 def render_generic(d):
     """Any other results file: its summary as a two-column table of scalars."""
     out = [_when(d.get("meta", {})), "", "| figure | value |", "|---|---|"]
@@ -162,7 +169,7 @@ def render_generic(d):
 
 
 RENDERERS = (("pvp", render_pvp), ("veth", render_veth), ("flows", render_flows),
-             ("openflow", render_openflow), ("rfc2544", render_rfc2544))
+             ("openflow", render_openflow), ("rfc2544", render_rfc2544), ("tunnels", render_tunnels))
 
 
 def renderer(name):
