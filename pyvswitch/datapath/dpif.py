@@ -306,6 +306,16 @@ class Dpif:
                     out.append(Megaflow(pmd.pmd_id, *pmd.flow(f)))
             return out
 
+    def flow_counters(self):
+        """[(pmd_id, keys, masks, packets, bytes)]: every megaflow's identity
+        and counters, each PMD parked only while its arrays are copied."""
+        out = []
+        with self._lock:
+            for pmd in self.pmds:
+                with self.parked([pmd]):
+                    out.append((pmd.pmd_id, *pmd.flow_counters()))
+        return out
+
     def format_flows(self, flows=None):
         flows = self.flow_dump() if flows is None else flows
         now = self.clock.now_ns()

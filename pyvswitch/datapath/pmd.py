@@ -252,6 +252,15 @@ class Pmd:
     def live_flows(self):
         return [int(f) for f in np.nonzero(self.t.mf_meta[:, D.MF_STATE] == 1)[0]]
 
+    def flow_counters(self):
+        """(keys, masks, packets, bytes) of every live flow, copied with a few
+        numpy operations: what the revalidator needs, without decoding each
+        flow's actions (which took the PMD parked for seconds at 50,000 flows)."""
+        live = np.nonzero(self.t.mf_meta[:, D.MF_STATE] == 1)[0]
+        meta = self.t.mf_meta[live]
+        return (self.t.mf_key[live].copy(), self.t.sub_mask[meta[:, D.MF_SUB]].copy(),
+                meta[:, D.MF_PACKETS].copy(), meta[:, D.MF_BYTES].copy())
+
     def flows_for_macs(self, macs):
         """Live flows a change of these MACs' fdb entries can affect: those
         matching one of them exactly as dl_dst or dl_src, and those that do

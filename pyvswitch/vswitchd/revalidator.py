@@ -52,7 +52,12 @@ class Revalidator:
         if received == self.received:
             return
         self.received = received
-        flows = self.sw.dpif.flow_dump()
+        counters = getattr(self.sw.dpif, "flow_counters", None)
+        if counters is not None:           # arrays: the PMDs are parked for a copy only
+            flows = [(pmd_id, keys[i], masks[i], pk[i], by[i])
+                     for pmd_id, keys, masks, pk, by in counters() for i in range(len(pk))]
+        else:
+            flows = [(f.pmd_id, f.key, f.mask, f.packets, f.bytes) for f in self.sw.dpif.flow_dump()]
         seen, live = self._credit_flows(flows, now, self.fresh)
         self.fresh = set()
         self.last = seen
@@ -62,23 +67,24 @@ class Revalidator:
     def sweep_some(self, flows, now):
         """Credit only these megaflows (a targeted revalidation is about to
         re-translate them); the other flows wait for the next sweep."""
-        seen, _ = self._credit_flows(flows, now, self.fresh)
+        seen, _ = self._credit_flows([(f.pmd_id, f.key, f.mask, f.packets, f.bytes) for f in flows],
+                                     now, self.fresh)
         self.fresh -= {(f.key.tobytes(), f.mask.tobytes()) for f in flows}
         self.last.update(seen)
 
     def _credit_flows(self, flows, now, fresh):
         seen, live = {}, set()
-        for f in flows:
-            fid = (f.key.tobytes(), f.mask.tobytes())
-            ident = (f.pmd_id,) + fid
+        for pmd_id, key, mask, packets, nbytes in flows:   # (pmd_id, key, mask, packets, bytes)
+            fid = (key.tobytes(), mask.tobytes())
+            ident = (pmd_id,) + fid
             live.add(fid)
-            packets, nbytes = int(f.packets), int(f.bytes)
+            packets, nbytes = int(packets), int(nbytes)
             seen[ident] = (packets, nbytes)
             p0, b0 = (0, 0) if fid in fresh else self.last.get(ident, (0, 0))
             if packets < p0:
                 p0, b0 = 0, 0
             if packets > p0:
-                self._credit(fid, f.key, packets - p0, nbytes - b0, now)
+                self._credit(fid, key, packets - p0, nbytes - b0, now)
         return seen, live
 
     def _credit(self, fid, key, packets, nbytes, now):

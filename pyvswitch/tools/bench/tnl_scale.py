@@ -200,7 +200,7 @@ def learn(h, macs):
         n = sum(1 for line in h.ctl("pvs-appctl", "fdb/show", "br-l2").splitlines()[1:] if line.strip())
         if n >= macs:
             break
-        time.sleep(1)
+        time.sleep(5)      # fdb/show of 100,000 lines holds the switch's main thread
     for p in ("l0", "l1", "l2"):
         h.capture(p)                                   # the floods of the learning frames
     return time.monotonic() - t0, n
