@@ -63,7 +63,12 @@ class Pmd:
                  max_flows=65536, emc_entries=8192, max_rows=None, ct=None):
         self.pmd_id, self.core, self.pool, self.clock = pmd_id, core, pool, clock
         self.p = S.new_state(pool.buf, free_slots, max_rows=max_rows or MAX_ROWS, ct=ct)
-        self.t = D.new_tables(max_flows=max_flows, emc_entries=emc_entries)
+        # 16 action words per megaflow: a full table of NORMAL floods fits
+        # (1 << 18 words for 65,536 flows ran out at 47,000, and every upcall
+        # then compacted the whole space in Python)
+        self.t = D.new_tables(max_flows=max_flows, emc_entries=emc_entries,
+                              action_words=16 * max_flows)
+        self._actions_full = False   # compacting cannot help until a flow goes
         self.rows, self.mems = [], []        # referenced while published in p.rowptr/memptr
         self.rxqs = []                       # [(dp_port, port name, queue)] as in p.rxq
         self.n_slots = len(free_slots)
@@ -230,9 +235,13 @@ class Pmd:
     def _alloc_actions(self, n):
         size = len(self.t.actions)
         if self.act_top + n > size:
+            if self._actions_full:        # nothing freed since the last compaction
+                return -1
             self._compact_actions()
             if self.act_top + n > size:
-                log.warn("pmd %d: actions space full", self.pmd_id)
+                self._actions_full = True
+                log.warn("pmd %d: actions space full (megaflows are not cached until "
+                         "some expire or are deleted)", self.pmd_id)
                 return -1
         off = self.act_top
         self.act_top += n
@@ -293,6 +302,7 @@ class Pmd:
 
     def delete(self, f):
         D.dpcls_delete(self.t, f)
+        self._actions_full = False
 
     def flush(self):
         """Drop every megaflow and the EMC (parked or on the PMD thread)."""
@@ -301,3 +311,4 @@ class Pmd:
         emc_clear(self.t)
         D.dpcls_rehash(self.t)
         self.act_top = 0
+        self._actions_full = False
