@@ -17,6 +17,7 @@
     dp.flow_dump() -> [Megaflow]; dp.format_flows(flows) -> dpctl text
     dp.flow_del(key, mask) -> n; dp.flow_flush()
     dp.revalidate(fn, macs=None, before=None) -> (kept, changed, deleted)
+    dp.flow_counters() -> [(pmd_id, keys, masks, packets, bytes)]   arrays, for the revalidator
     dp.port_stats(dp_port) -> {rx_packets, rx_bytes, rx_dropped, rx_errors, tx_...}
     dp.pmd_stats() / pmd_stats_show() / pmd_stats_clear() / rxq_show()
     dp.execute(packet, actions, in_port=0)   packet-out, from the control thread
@@ -270,8 +271,7 @@ class Dpif:
             p.txmap[e.dp_port] = len(rows)
             rows.append(row)
             mems.append(mem)
-        p.ctl[S.C_NRXQ] = len(rxqs)
-        p.qstats[:] = 0
+        p.ctl[S.C_NRXQ] = len(rxqs)   # (qstats: zeroed by _fold_stats, which ran first)
         p.rxq_cycles[:] = 0
         pmd.rxq_base = None
         p.pollfds[:] = 0
@@ -345,14 +345,15 @@ class Dpif:
         delete; each PMD is parked while its flows are visited. macs: only
         the flows that match one of these MACs as dl_src or dl_dst (or do not
         match dl_dst exactly), i.e. those a MAC learning change can affect;
-        before(megaflows) sees that selection first (to credit counters)."""
+        before([(pmd_id, keys, masks, packets, bytes)]) sees that selection's
+        counters first (flow_counters' shape), to credit them."""
         kept = changed = deleted = 0
         with self._lock:
             for pmd in self.pmds:
                 with self.parked([pmd]):
                     ids = pmd.live_flows() if macs is None else pmd.flows_for_macs(macs)
                     if before is not None:
-                        before([Megaflow(pmd.pmd_id, *pmd.flow(f)) for f in ids])
+                        before([(pmd.pmd_id, *pmd.flow_counters(ids))])
                     for f in ids:
                         key, mask, acts = pmd.flow(f)[:3]
                         res = fn(key, mask, acts)

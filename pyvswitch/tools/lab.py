@@ -79,11 +79,14 @@ class Lab:
         self.pids.append(pid)
         return pid
 
-    def start_daemon(self, rundir, extra=(), env=None):
-        """Start pvs-vswitchd detached in `rundir`; returns its pid."""
-        e = dict(os.environ, **(env or {}))
-        r = subprocess.run([tool("pvs-vswitchd"), "--rundir", rundir, "--detach", "--log-file", *extra],
-                           env=e, capture_output=True, text=True, timeout=120)
+    def start_daemon(self, rundir, extra=(), env=None, ns=None, timeout=120):
+        """Start pvs-vswitchd detached in `rundir` (inside network namespace
+        `ns` if given); returns its pid. It uses the database of its rundir
+        unless `env` names another (PVS_DB)."""
+        e = dict(daemon_env(rundir), **(env or {}))
+        r = subprocess.run((["ip", "netns", "exec", ns] if ns else []) +
+                           [tool("pvs-vswitchd"), "--rundir", rundir, "--detach", "--log-file", *extra],
+                           env=e, capture_output=True, text=True, timeout=timeout)
         if r.returncode != 0:
             raise RuntimeError(f"pvs-vswitchd failed to start: {r.stderr.strip()}")
         with open(os.path.join(rundir, "pvs-vswitchd.pid")) as f:
@@ -126,6 +129,13 @@ class Lab:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def daemon_env(rundir):
+    """The environment that drives the daemon of `rundir` (a PVS_DB of the
+    caller's would point the CLIs at another database)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PVS_DB", "PVS_RUNDIR")}
+    return dict(env, PVS_RUNDIR=rundir)
 
 
 def ping(ns, dst, count=3, interval=0.2, timeout=1):

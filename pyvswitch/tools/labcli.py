@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 
-from pyvswitch.tools.lab import Lab, sh, tool
+from pyvswitch.tools.lab import Lab, daemon_env, sh, tool
 
 STATE_DIR = "/run/pvs-lab"
 UNDERLAY_NET = "172.30.0"
@@ -144,13 +144,9 @@ def _load(name):
         raise SystemExit(f"pvs-lab: no lab named {name!r} (pvs-lab up --name {name})") from None
 
 
-def host_env(host):
-    return dict({k: v for k, v in os.environ.items() if k not in ("PVS_DB", "PVS_RUNDIR")},
-                PVS_RUNDIR=host["rundir"])
-
-
 def host_cmd(host, prog, *args):
-    r = subprocess.run([tool(prog), *map(str, args)], env=host_env(host), capture_output=True, text=True,
+    r = subprocess.run([tool(prog), *map(str, args)], env=daemon_env(host["rundir"]),
+                       capture_output=True, text=True,
                        timeout=300)
     if r.returncode:
         raise RuntimeError(f"host {host['index']}: {prog} {' '.join(map(str, args))}: {r.stderr.strip()}")
@@ -172,13 +168,7 @@ def _underlay(lab, name, hosts, mtu):
 
 def _start_host(lab, host):
     host["rundir"] = lab.tempdir(f"h{host['index']}")
-    r = subprocess.run(["ip", "netns", "exec", host["ns"], tool("pvs-vswitchd"), "--rundir", host["rundir"],
-                        "--detach", "--log-file"], env=host_env(host), capture_output=True, text=True,
-                       timeout=300)
-    if r.returncode:
-        raise RuntimeError(f"host {host['index']}: pvs-vswitchd: {r.stderr.strip()}")
-    with open(os.path.join(host["rundir"], "pvs-vswitchd.pid")) as f:
-        lab.track(int(f.read()))
+    lab.start_daemon(host["rundir"], ns=host["ns"], timeout=300)
     for cmd in host["vsctl"]:
         host_cmd(host, "pvs-vsctl", *cmd)
     sh("ip", "addr", "add", f"{host['endpoint']}/24", "dev", "br-phy", ns=host["ns"])

@@ -52,39 +52,36 @@ class Revalidator:
         if received == self.received:
             return
         self.received = received
-        counters = getattr(self.sw.dpif, "flow_counters", None)
-        if counters is not None:           # arrays: the PMDs are parked for a copy only
-            flows = [(pmd_id, keys[i], masks[i], pk[i], by[i])
-                     for pmd_id, keys, masks, pk, by in counters() for i in range(len(pk))]
-        else:
-            flows = [(f.pmd_id, f.key, f.mask, f.packets, f.bytes) for f in self.sw.dpif.flow_dump()]
-        seen, live = self._credit_flows(flows, now, self.fresh)
+        # arrays (dpif.flow_counters): the PMDs are parked for a copy only
+        seen, live = self._credit_flows(self.sw.dpif.flow_counters(), now)
         self.fresh = set()
         self.last = seen
         with self.sw.lock:
             self.xcache = {fid: v for fid, v in self.xcache.items() if fid in live}
 
-    def sweep_some(self, flows, now):
-        """Credit only these megaflows (a targeted revalidation is about to
-        re-translate them); the other flows wait for the next sweep."""
-        seen, _ = self._credit_flows([(f.pmd_id, f.key, f.mask, f.packets, f.bytes) for f in flows],
-                                     now, self.fresh)
-        self.fresh -= {(f.key.tobytes(), f.mask.tobytes()) for f in flows}
+    def sweep_some(self, counters, now):
+        """Credit only these megaflows, [(pmd_id, keys, masks, packets,
+        bytes)] as dpif.flow_counters gives them (a targeted revalidation is
+        about to re-translate them); the other flows wait for the next sweep."""
+        seen, live = self._credit_flows(counters, now)
+        self.fresh -= live
         self.last.update(seen)
 
-    def _credit_flows(self, flows, now, fresh):
+    def _credit_flows(self, counters, now):
+        """Credit what each flow earned since it was last seen (all of it if
+        it was reinstalled with fresh counters meanwhile)."""
         seen, live = {}, set()
-        for pmd_id, key, mask, packets, nbytes in flows:   # (pmd_id, key, mask, packets, bytes)
-            fid = (key.tobytes(), mask.tobytes())
-            ident = (pmd_id,) + fid
-            live.add(fid)
-            packets, nbytes = int(packets), int(nbytes)
-            seen[ident] = (packets, nbytes)
-            p0, b0 = (0, 0) if fid in fresh else self.last.get(ident, (0, 0))
-            if packets < p0:
-                p0, b0 = 0, 0
-            if packets > p0:
-                self._credit(fid, key, packets - p0, nbytes - b0, now)
+        for pmd_id, keys, masks, pks, bys in counters:
+            for key, mask, packets, nbytes in zip(keys, masks, pks.tolist(), bys.tolist()):
+                fid = (key.tobytes(), mask.tobytes())
+                ident = (pmd_id,) + fid
+                live.add(fid)
+                seen[ident] = (packets, nbytes)
+                p0, b0 = (0, 0) if fid in self.fresh else self.last.get(ident, (0, 0))
+                if packets < p0:
+                    p0, b0 = 0, 0
+                if packets > p0:
+                    self._credit(fid, key, packets - p0, nbytes - b0, now)
         return seen, live
 
     def _credit(self, fid, key, packets, nbytes, now):

@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from pyvswitch.tools.lab import Lab, sh, tool
+from pyvswitch.tools.lab import Lab, daemon_env, sh, tool
 
 from .conftest import unique_prefix
 
@@ -42,16 +42,10 @@ class Host:
     def __init__(self, lab, side, ns):
         self.lab, self.side, self.ns = lab, side, ns
         self.rundir = lab.tempdir(f"h{side}")
-        self.env = {k: v for k, v in os.environ.items() if k != "PVS_DB"}
-        self.env["PVS_RUNDIR"] = self.rundir
+        self.env = daemon_env(self.rundir)
 
     def start(self):
-        r = subprocess.run(["ip", "netns", "exec", self.ns, tool("pvs-vswitchd"), "--rundir", self.rundir,
-                            "--detach", "--log-file"], env=self.env, capture_output=True, text=True,
-                           timeout=300)
-        assert r.returncode == 0, r.stderr
-        with open(os.path.join(self.rundir, "pvs-vswitchd.pid")) as f:
-            self.lab.track(int(f.read()))
+        self.lab.start_daemon(self.rundir, ns=self.ns, timeout=300)
 
     def run(self, prog, *args, check=True):
         r = subprocess.run([tool(prog), *map(str, args)], env=self.env, capture_output=True, text=True,

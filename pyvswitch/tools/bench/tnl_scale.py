@@ -44,7 +44,7 @@ import time
 
 from pyvswitch.core import paths
 from pyvswitch.core.unixrpc import call
-from pyvswitch.tools.lab import Lab, sh, tool
+from pyvswitch.tools.lab import Lab, daemon_env, sh, tool
 
 from . import system
 from .flows import rss_kb, settled_rss_kb
@@ -126,14 +126,8 @@ class Host:
         self.lab = lab
         self.ns = lab.netns("h")
         self.dir = lab.tempdir("run")
-        env = {k: v for k, v in os.environ.items() if k not in ("PVS_DB", "PVS_RUNDIR")}
-        self.env = dict(env, PVS_RUNDIR=self.dir)
-        r = subprocess.run(["ip", "netns", "exec", self.ns, tool("pvs-vswitchd"), "--rundir", self.dir,
-                            "--detach", "--log-file"], env=self.env, capture_output=True, text=True, timeout=300)
-        if r.returncode:
-            raise RuntimeError(f"pvs-vswitchd: {r.stderr.strip()}")
-        with open(os.path.join(self.dir, "pvs-vswitchd.pid")) as f:
-            self.pid = lab.track(int(f.read()))
+        self.env = daemon_env(self.dir)
+        self.pid = lab.start_daemon(self.dir, ns=self.ns, timeout=300)
 
     def ctl(self, prog, *args, timeout=1800):
         r = subprocess.run([tool(prog), *map(str, args)], env=self.env, capture_output=True, text=True,

@@ -22,12 +22,17 @@ class FakeSwitch:
         self.flows = []
         self.received = itertools.count()    # the PMDs receive between sweeps
         self.dumps = 0
-        self.dpif = SimpleNamespace(flow_dump=self._dump,
+        self.dpif = SimpleNamespace(flow_counters=self._counters,
                                     packets_received=lambda: next(self.received))
 
-    def _dump(self):
+    def _counters(self):
+        """dpif.flow_counters' shape, from the Megaflows in self.flows."""
         self.dumps += 1
-        return list(self.flows)
+        fl = self.flows
+        width = len(new_key())
+        return [(1, np.array([f.key for f in fl], np.uint64).reshape(len(fl), width),
+                 np.array([f.mask for f in fl], np.uint64).reshape(len(fl), width),
+                 np.array([f.packets for f in fl], np.int64), np.array([f.bytes for f in fl], np.int64))]
 
     def bridge_of_dp_port(self, dp_port):
         return self.br if dp_port in (1, 2) else None
