@@ -17,7 +17,10 @@
     dp.flow_dump() -> [Megaflow]; dp.format_flows(flows) -> dpctl text
     dp.flow_del(key, mask) -> n; dp.flow_flush()
     dp.revalidate(fn, macs=None, before=None) -> (kept, changed, deleted)
-    dp.flow_counters() -> [(pmd_id, keys, masks, packets, bytes)]   arrays, for the revalidator
+    dp.flow_counters(expire_before=None) -> [(pmd_id, keys, masks, packets, bytes,
+                                  last_used, expired)] arrays, for the revalidator;
+                                  idle expiry: deletes the flows idle since
+                                  expire_before(n_live, capacity) ns, counters copied first
     dp.port_stats(dp_port) -> {rx_packets, rx_bytes, rx_dropped, rx_errors, tx_...}
     dp.pmd_stats() / pmd_stats_show() / pmd_stats_clear() / rxq_show()
     dp.execute(packet, actions, in_port=0)   packet-out, from the control thread
@@ -306,14 +309,23 @@ class Dpif:
                     out.append(Megaflow(pmd.pmd_id, *pmd.flow(f)))
             return out
 
-    def flow_counters(self):
-        """[(pmd_id, keys, masks, packets, bytes)]: every megaflow's identity
-        and counters, each PMD parked only while its arrays are copied."""
+    def flow_counters(self, expire_before=None):
+        """[(pmd_id, keys, masks, packets, bytes, last_used, expired)]: every
+        megaflow's identity and counters, each PMD parked only while its
+        arrays are copied. expire_before(n_live, capacity) -> ns: the flows
+        whose last_used is older are deleted in the same park (so the
+        counters returned are their final ones) and marked in `expired`."""
         out = []
         with self._lock:
             for pmd in self.pmds:
                 with self.parked([pmd]):
-                    out.append((pmd.pmd_id, *pmd.flow_counters()))
+                    c = pmd.flow_counters()
+                    gone = np.zeros(len(c[0]), bool)
+                    if expire_before is not None:
+                        cutoff = expire_before(len(c[0]), pmd.max_flows)
+                        gone = c[4] < cutoff
+                        pmd.expire(cutoff)
+                    out.append((pmd.pmd_id, *c, gone))
         return out
 
     def format_flows(self, flows=None):
@@ -345,7 +357,7 @@ class Dpif:
         delete; each PMD is parked while its flows are visited. macs: only
         the flows that match one of these MACs as dl_src or dl_dst (or do not
         match dl_dst exactly), i.e. those a MAC learning change can affect;
-        before([(pmd_id, keys, masks, packets, bytes)]) sees that selection's
+        before([(pmd_id, keys, masks, packets, bytes, last_used, expired)]) sees that selection's
         counters first (flow_counters' shape), to credit them."""
         kept = changed = deleted = 0
         with self._lock:
@@ -353,7 +365,8 @@ class Dpif:
                 with self.parked([pmd]):
                     ids = pmd.live_flows() if macs is None else pmd.flows_for_macs(macs)
                     if before is not None:
-                        before([(pmd.pmd_id, *pmd.flow_counters(ids))])
+                        c = pmd.flow_counters(ids)
+                        before([(pmd.pmd_id, *c, np.zeros(len(c[0]), bool))])
                     for f in ids:
                         key, mask, acts = pmd.flow(f)[:3]
                         res = fn(key, mask, acts)

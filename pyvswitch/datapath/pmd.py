@@ -62,6 +62,7 @@ class Pmd:
     def __init__(self, pmd_id, core, pool, free_slots, clock, cyc_per_us,
                  max_flows=65536, emc_entries=8192, max_rows=None, ct=None):
         self.pmd_id, self.core, self.pool, self.clock = pmd_id, core, pool, clock
+        self.max_flows = max_flows
         self.p = S.new_state(pool.buf, free_slots, max_rows=max_rows or MAX_ROWS, ct=ct)
         # 16 action words per megaflow: a full table of NORMAL floods fits
         # (1 << 18 words for 65,536 flows ran out at 47,000, and every upcall
@@ -229,8 +230,11 @@ class Pmd:
         if off < 0:
             return -1
         self.t.actions[off:off + len(prog)] = prog
-        return int(D.dpcls_insert(self.t, np.asarray(key, np.uint64), np.asarray(mask, np.uint64),
-                                  off, len(prog)))
+        f = int(D.dpcls_insert(self.t, np.asarray(key, np.uint64), np.asarray(mask, np.uint64),
+                               off, len(prog)))
+        if f >= 0 and self.t.mf_meta[f, D.MF_CREATED] == 0:
+            self.t.mf_meta[f, D.MF_CREATED] = self.clock.now_ns()   # idle expiry counts from here
+        return f
 
     def _alloc_actions(self, n):
         size = len(self.t.actions)
@@ -265,14 +269,27 @@ class Pmd:
         return [int(f) for f in self._live()]
 
     def flow_counters(self, ids=None):
-        """(keys, masks, packets, bytes) of the flows `ids` (default: every
-        live flow), copied with a few numpy operations: what the revalidator
-        needs, without decoding each flow's actions (which took the PMD
-        parked for seconds at 50,000 flows)."""
+        """(keys, masks, packets, bytes, last_used) of the flows `ids`
+        (default: every live flow), copied with a few numpy operations: what
+        the revalidator needs, without decoding each flow's actions (which
+        took the PMD parked for seconds at 50,000 flows). last_used is the
+        last hit, or the install time of a flow never hit (ns)."""
         ids = self._live() if ids is None else np.asarray(ids, np.int64)
         meta = self.t.mf_meta[ids]
         return (self.t.mf_key[ids].copy(), self.t.sub_mask[meta[:, D.MF_SUB]].copy(),
-                meta[:, D.MF_PACKETS].copy(), meta[:, D.MF_BYTES].copy())
+                meta[:, D.MF_PACKETS].copy(), meta[:, D.MF_BYTES].copy(),
+                np.maximum(meta[:, D.MF_USED], meta[:, D.MF_CREATED]))
+
+    def expire(self, before_ns):
+        """Delete the megaflows neither hit nor installed since before_ns
+        (the datapath's idle expiry); returns how many."""
+        live = self._live()
+        meta = self.t.mf_meta[live]
+        idle = live[np.maximum(meta[:, D.MF_USED], meta[:, D.MF_CREATED]) < before_ns]
+        if len(idle):
+            D.dpcls_delete_many(self.t, idle)
+            self._actions_full = False
+        return len(idle)
 
     def flows_for_macs(self, macs):
         """Live flows a change of these MACs' fdb entries can affect: those

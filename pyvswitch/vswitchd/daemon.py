@@ -42,7 +42,7 @@ from pyvswitch.ports.vhost.port import set_default_sock_dir
 from pyvswitch.vswitchd.bridge import Bridge
 from pyvswitch.vswitchd.ofservice import OfService   # OpenFlow service (ofservice.py)
 from pyvswitch.vswitchd.reconcile import plan
-from pyvswitch.vswitchd.revalidator import Revalidator
+from pyvswitch.vswitchd.revalidator import MAX_IDLE, Revalidator
 from pyvswitch.vswitchd.unixctl import UnixctlServer
 
 log = vlog.Module("bridge")
@@ -159,6 +159,7 @@ class Switch:
         with self.lock:
             due = min((br.ofproto.next_timeout() for br in self.bridges.values()),
                       default=float("inf"))
+        due = min(due, self.revalidator.next_expiry)      # megaflow idle expiry
         return min(IDLE_INTERVAL, max(HOUSEKEEPING_INTERVAL, due - self.clock.now() + 0.01))
 
     def _watch(self):
@@ -234,6 +235,8 @@ class Switch:
             self.revalidator.sweep(now)
             self.dpif.ct_sweep()     # expired connections out of the conntrack table
             self.write_status()
+        elif now >= self.revalidator.next_expiry:
+            self.revalidator.sweep(now)     # idle megaflows out, between statistics
 
     def _run_ports(self, now):
         """Link states (and port housekeeping); bonds follow their members."""
@@ -387,6 +390,28 @@ class Switch:
             except ValueError:
                 log.warn("pmd-sleep-max %r is not a number of microseconds: ignored",
                          oc["pmd-sleep-max"])
+        self._set_flow_aging(oc)
+
+    def _set_flow_aging(self, oc):
+        """other_config:max-idle (ms) and flow-limit (megaflows per PMD), as
+        Open vSwitch reads them; absent means the default."""
+        rv = self.revalidator
+        try:
+            ms = int(oc.get("max-idle") or MAX_IDLE * 1000)
+            if ms < 100:
+                raise ValueError
+            rv.max_idle = ms / 1000
+        except ValueError:
+            log.warn("max-idle %r is not a number of milliseconds >= 100: ignored",
+                     oc["max-idle"])
+        try:
+            limit = int(oc["flow-limit"]) if oc.get("flow-limit") else None
+            if limit is not None and limit < 0:
+                raise ValueError
+            rv.flow_limit = limit
+        except ValueError:
+            log.warn("flow-limit %r is not a number of flows: ignored", oc["flow-limit"])
+        rv.next_expiry = 0.0      # apply at the next sweep
 
     def _answer_waiters(self):
         done = [w for w in self.waiters if w[0] <= self.cur_cfg]

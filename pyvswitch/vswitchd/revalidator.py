@@ -15,12 +15,24 @@ A megaflow that revalidation reinstalls starts its counters at zero: its
 identity (pmd, masked key, mask) is marked so the next sweep reads its count
 as new, even when an earlier flow had the same identity.
 
+Idle expiry, as OVS's revalidators do it: the sweep deletes every megaflow
+neither hit nor installed for `max_idle` seconds (other_config:max-idle,
+10 s by default), after crediting its last packets; on a PMD holding more
+than `flow_limit` megaflows (other_config:flow-limit) the limit drops to
+0.1 s, so a full table makes room for new traffic. An idle switch still
+sweeps when the oldest megaflow falls due (`next_expiry`).
+
 Threads: `remember` runs on PMD threads (in upcalls) and the main thread, under
 the switch lock; everything else on the main thread.
 """
 
+import numpy as np
+
 from pyvswitch.datapath.layout import get_field
 from pyvswitch.ofproto.xlate import xlate
+
+MAX_IDLE = 10.0         # s: OVS's default other_config:max-idle (10000 ms)
+CROWDED_MAX_IDLE = 0.1  # s: a PMD over flow_limit, as OVS does past its flow limit
 
 
 def flow_id(key, mask):
@@ -35,6 +47,10 @@ class Revalidator:
         self.xcache = {}   # flow_id -> (bridge name, rules_hit) of its translation
         self.fresh = set()  # flow_ids reinstalled since the last sweep (counters at 0)
         self.received = None  # PMDs' packets received at the last sweep
+        self.max_idle = MAX_IDLE
+        self.flow_limit = None    # megaflows per PMD before CROWDED_MAX_IDLE (None: 90 % full)
+        self.next_expiry = float("inf")   # when the oldest megaflow falls idle
+        self.n_expired = 0
 
     def remember(self, bridge, key, mask, rules_hit, reinstalled=False):
         """Record the translation a megaflow was (re)installed with. Caller
@@ -46,22 +62,43 @@ class Revalidator:
 
     def sweep(self, now):
         # Megaflow counters only move when a PMD receives packets: an idle
-        # switch skips the dump (it parks every PMD). Flows reinstalled in
-        # the meantime stay in `fresh` for the next sweep that runs.
+        # switch skips the dump (it parks every PMD) unless a flow falls idle.
+        # Flows reinstalled in the meantime stay in `fresh` for the next
+        # sweep that runs.
         received = self.sw.dpif.packets_received()
-        if received == self.received:
+        if received == self.received and now < self.next_expiry:
             return
         self.received = received
         # arrays (dpif.flow_counters): the PMDs are parked for a copy only
-        seen, live = self._credit_flows(self.sw.dpif.flow_counters(), now)
+        counters = self.sw.dpif.flow_counters(expire_before=self._cutoffs(now))
+        seen, live = self._credit_flows(counters, now)
         self.fresh = set()
         self.last = seen
         with self.sw.lock:
             self.xcache = {fid: v for fid, v in self.xcache.items() if fid in live}
+        self.next_expiry = self._next_expiry(counters)
+
+    def _cutoffs(self, now):
+        """expire_before for dpif.flow_counters: n live flows -> ns cutoff."""
+        now_ns = int(now * 1e9)
+        normal = now_ns - int(self.max_idle * 1e9)
+        crowded = now_ns - int(min(self.max_idle, CROWDED_MAX_IDLE) * 1e9)
+        limit = self.flow_limit
+
+        def cutoff(n_live, capacity):
+            over = n_live > (limit if limit is not None else capacity * 9 // 10)
+            return crowded if over else normal
+        return cutoff
+
+    def _next_expiry(self, counters):
+        """The sweep time at which the oldest surviving megaflow is idle."""
+        oldest = min((int(used[~gone].min()) for *_, used, gone in counters if (~gone).any()),
+                     default=None)
+        return float("inf") if oldest is None else oldest / 1e9 + self.max_idle
 
     def sweep_some(self, counters, now):
         """Credit only these megaflows, [(pmd_id, keys, masks, packets,
-        bytes)] as dpif.flow_counters gives them (a targeted revalidation is
+        bytes, last_used, expired)] as dpif.flow_counters gives them (a targeted revalidation is
         about to re-translate them); the other flows wait for the next sweep."""
         seen, live = self._credit_flows(counters, now)
         self.fresh -= live
@@ -71,17 +108,20 @@ class Revalidator:
         """Credit what each flow earned since it was last seen (all of it if
         it was reinstalled with fresh counters meanwhile)."""
         seen, live = {}, set()
-        for pmd_id, keys, masks, pks, bys in counters:
-            for key, mask, packets, nbytes in zip(keys, masks, pks.tolist(), bys.tolist()):
+        for pmd_id, keys, masks, pks, bys, _, gone in counters:
+            self.n_expired += int(np.count_nonzero(gone))
+            for key, mask, packets, nbytes, expired in zip(keys, masks, pks.tolist(), bys.tolist(),
+                                                           gone.tolist()):
                 fid = (key.tobytes(), mask.tobytes())
                 ident = (pmd_id,) + fid
-                live.add(fid)
-                seen[ident] = (packets, nbytes)
                 p0, b0 = (0, 0) if fid in self.fresh else self.last.get(ident, (0, 0))
                 if packets < p0:
                     p0, b0 = 0, 0
                 if packets > p0:
                     self._credit(fid, key, packets - p0, nbytes - b0, now)
+                if not expired:        # an expired flow's identity may come back, from zero
+                    live.add(fid)
+                    seen[ident] = (packets, nbytes)
         return seen, live
 
     def _credit(self, fid, key, packets, nbytes, now):

@@ -4,7 +4,8 @@ Tables (one namedtuple per PMD, passed whole to kernels):
     mf_key[F, KEY_WORDS] uint64   masked key of megaflow f
     mf_meta[F, MF_COLS] int64     state, version, subtable, hash, ht slot,
                                   actions offset/length, stats (packets,
-                                  bytes, used ns, tcp_flags ORed)
+                                  bytes, used ns, tcp_flags ORed, created ns:
+                                  set by the Python side, for idle expiry)
     mf_free[F] int64              free megaflow indexes (a stack; D_NFREE)
     sub_mask[S, KEY_WORDS]        the mask of subtable s (one per mask shape)
     sub_meta[S, SUB_COLS]         flows in it, hits
@@ -37,7 +38,7 @@ from pyvswitch.datapath.kernels.hash import hash_masked
 from pyvswitch.datapath.layout import KEY_WORDS
 
 MF_STATE, MF_VER, MF_SUB, MF_HASH, MF_HTPOS, MF_ACT_OFF, MF_ACT_LEN = range(7)
-MF_PACKETS, MF_BYTES, MF_USED, MF_TCP_FLAGS = 7, 8, 9, 10
+MF_PACKETS, MF_BYTES, MF_USED, MF_TCP_FLAGS, MF_CREATED = 7, 8, 9, 10, 11
 MF_COLS = 12
 SUB_NFLOWS, SUB_HITS, SUB_LIVE = 0, 1, 2
 SUB_COLS = 4
@@ -217,6 +218,13 @@ def dpcls_delete(t, f):
     t.mf_free[t.dp_meta[D_NFREE]] = f
     t.dp_meta[D_NFREE] += 1
     t.dp_meta[D_NLIVE] -= 1
+
+
+@kernel(nrt=False)
+def dpcls_delete_many(t, ids):
+    """Remove the megaflows `ids` (idle expiry: thousands at a time)."""
+    for i in range(ids.shape[0]):
+        dpcls_delete(t, ids[i])
 
 
 @kernel(nrt=False)

@@ -281,8 +281,45 @@ def test_flow_counters_match_the_dump(switch):
         ports[1].inject(FRAME)
     cap.wait(4)
     dp.flow_put(L.pack_key({"in_port": 3}), IN_PORT_MASK, [("output", 1)])
-    ((pmd_id, keys, masks, pk, by),) = dp.flow_counters()
+    ((pmd_id, keys, masks, pk, by, used, gone),) = dp.flow_counters()
+    assert not gone.any() and (used > 0).all()       # hit, or installed: both have a time
     got = sorted((k.tobytes(), m.tobytes(), int(p), int(b)) for k, m, p, b in zip(keys, masks, pk, by))
     want = sorted((f.key.tobytes(), f.mask.tobytes(), f.packets, f.bytes) for f in dp.flow_dump())
     assert got == want and pmd_id == dp.pmds[0].pmd_id
     assert sorted(int(p) for p in pk) == [0, 4]
+
+
+def test_idle_megaflows_expire_with_their_final_counters(switch):
+    """flow_counters(expire_before) deletes the flows neither hit nor
+    installed since the cutoff, in the same park as the copy: the counters
+    it returns are their last ones. The next packet upcalls again."""
+    dp, ports = switch
+    calls = []
+
+    def handler(keys, in_ports, packets):
+        calls.append(list(in_ports))
+        return one_to_two(keys, in_ports, packets)
+    dp.set_upcall_handler(handler)
+    cap = Capture(ports[2])
+    for _ in range(3):
+        ports[1].inject(FRAME)
+    cap.wait(3)
+    time.sleep(0.01)
+    middle = dp.clock.now_ns()
+    dp.flow_put(L.pack_key({"in_port": 3}), IN_PORT_MASK, [("output", 1)])   # installed after
+    seen = []
+
+    def cutoff(n_live, capacity):
+        seen.append((n_live, capacity))
+        return middle
+    ((_, keys, masks, pk, by, used, gone),) = dp.flow_counters(expire_before=cutoff)
+    assert seen == [(2, dp.pmds[0].max_flows)]
+    assert sorted(zip(gone.tolist(), pk.tolist())) == [(False, 0), (True, 3)]
+    assert [L.get_field(f.key, "in_port") for f in dp.flow_dump()] == [3]
+    ports[1].inject(FRAME)
+    cap.wait(4)
+    assert wait_for(lambda: len(calls) == 2)          # upcalled again, reinstalled
+    assert sorted(f.packets for f in dp.flow_dump()) == [0, 1]
+    # a flow that keeps its traffic survives a cutoff older than its last hit
+    ((*_, gone),) = dp.flow_counters(expire_before=lambda n, c: middle)
+    assert not gone.any() and len(dp.flow_dump()) == 2

@@ -22,28 +22,37 @@ class FakeSwitch:
         self.flows = []
         self.received = itertools.count()    # the PMDs receive between sweeps
         self.dumps = 0
+        self.cutoffs = []
         self.dpif = SimpleNamespace(flow_counters=self._counters,
                                     packets_received=lambda: next(self.received))
 
-    def _counters(self):
-        """dpif.flow_counters' shape, from the Megaflows in self.flows."""
+    def _counters(self, expire_before=None):
+        """dpif.flow_counters' shape, from the Megaflows in self.flows (a
+        table of 100); the expired ones leave self.flows."""
         self.dumps += 1
         fl = self.flows
         width = len(new_key())
+        used = np.array([f.used for f in fl], np.int64)
+        gone = np.zeros(len(fl), bool)
+        if expire_before is not None:
+            self.cutoffs.append(expire_before(len(fl), 100))
+            gone = used < self.cutoffs[-1]
+            self.flows = [f for f, g in zip(fl, gone) if not g]
         return [(1, np.array([f.key for f in fl], np.uint64).reshape(len(fl), width),
                  np.array([f.mask for f in fl], np.uint64).reshape(len(fl), width),
-                 np.array([f.packets for f in fl], np.int64), np.array([f.bytes for f in fl], np.int64))]
+                 np.array([f.packets for f in fl], np.int64), np.array([f.bytes for f in fl], np.int64),
+                 used, gone)]
 
     def bridge_of_dp_port(self, dp_port):
         return self.br if dp_port in (1, 2) else None
 
 
-def in_port_flow(packets, nbytes=100):
-    key = pack_key({"in_port": 1})
+def in_port_flow(packets, nbytes=100, in_port=1, used=0):
+    key = pack_key({"in_port": in_port})
     mask = new_key()
     word, bits = field_mask("in_port")
     mask[word] = bits
-    return Megaflow(1, key, mask, [("output", 2)], packets, nbytes, 0, 0)
+    return Megaflow(1, key, mask, [("output", 2)], packets, nbytes, int(used * 1e9), 0)
 
 
 def test_reinstalled_flow_with_a_reused_identity_counts_from_zero():
@@ -108,3 +117,44 @@ def test_idle_datapath_is_not_dumped():
     sw.flows = [in_port_flow(6)]
     rv.sweep(4.0)
     assert sw.dumps == 2 and rule.n_packets == 6
+
+
+def test_idle_megaflows_expire_after_their_last_packets_are_credited():
+    """A megaflow idle for max_idle leaves the datapath at the sweep; its
+    last packets still reach the rule, and its identity starts from zero
+    if it comes back. An idle switch sweeps when the oldest flow falls due."""
+    sw = FakeSwitch()
+    sw.received = itertools.repeat(7)          # no new packets: only expiry wakes the sweep
+    rv = Revalidator(sw)
+    rule = sw.ofproto.add_flow("priority=100,actions=drop")
+    busy, idle = in_port_flow(5, used=14.5), in_port_flow(3, in_port=2, used=2.0)
+    rv.remember("br0", idle.key, idle.mask, [rule])
+    sw.flows = [busy, idle]
+    rv.sweep(3.0)
+    assert len(sw.flows) == 2 and rv.next_expiry == 12.0     # idle's last use + 10 s
+    assert rule.n_packets == 5 + 3
+    rv.sweep(11.9)
+    assert sw.dumps == 1                                       # not due yet
+    rv.sweep(12.5)
+    assert sw.dumps == 2 and sw.flows == [busy] and rv.n_expired == 1
+    assert sw.cutoffs[-1] == int(2.5e9)
+    assert rv.next_expiry == 24.5 and rv.xcache == {}
+    assert all(ident[1] != idle.key.tobytes() for ident in rv.last)
+    # the same identity back later counts from zero
+    sw.flows = [busy, in_port_flow(2, in_port=2, used=20.0)]
+    sw.received = itertools.repeat(8)
+    rv.sweep(20.5)
+    assert rule.n_packets == 5 + 3 + 2
+
+
+def test_a_crowded_pmd_expires_after_a_tenth_of_a_second():
+    sw = FakeSwitch()
+    rv = Revalidator(sw)
+    rv.flow_limit = 2
+    sw.flows = [in_port_flow(0, in_port=i, used=5.0) for i in (1, 2, 3)]
+    rv.sweep(5.2)                 # 3 flows over a limit of 2: 0.1 s idle is enough
+    assert sw.flows == [] and sw.cutoffs[-1] == int(5.1e9)
+    rv.flow_limit = None          # default: 90 % of the table (100 in the fake)
+    sw.flows = [in_port_flow(0, in_port=i, used=6.0) for i in (1, 2, 3)]
+    rv.sweep(6.2)
+    assert len(sw.flows) == 3 and sw.cutoffs[-1] == int(6.2e9) - int(10e9)
