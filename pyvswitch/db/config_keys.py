@@ -50,6 +50,8 @@ KEYS = {
                                 "a hexadecimal CPU mask such as 0x6"),
     (ROOT, "pmd-sleep-max"): Key(_int_range(0), f"an integer from 0 to {INT_MAX}: microseconds"),
     (ROOT, "vhost-sock-dir"): Key(_path, "a directory path"),
+    (ROOT, "max-idle"): Key(_int_range(100), f"an integer from 100 to {INT_MAX}: milliseconds"),
+    (ROOT, "flow-limit"): Key(_int_range(0), f"an integer from 0 to {INT_MAX}: megaflows per PMD"),
     ("Bridge", "mac-aging-time"): Key(_int_range(1), f"an integer from 1 to {INT_MAX}: seconds"),
     ("Bridge", "mac-table-size"): Key(_int_range(1), f"an integer from 1 to {INT_MAX}: entries"),
     ("Bridge", "datapath-id"): Key(lambda v: bool(_DPID.fullmatch(v)), "exactly 16 hex digits"),

@@ -176,3 +176,34 @@ def test_errors_leave_state_alone(sw):
     r = sw("pvs-appctl", "fdb/show", "nobr", ok=False)
     assert r.returncode == 2
     assert "pvs-vswitchd (pyvswitch)" in sw("pvs-appctl", "version")
+
+
+def test_idle_megaflows_expire_after_max_idle(sw):
+    """other_config:max-idle, as Open vSwitch: a megaflow without packets for
+    that long leaves the datapath (its packets stay credited to the rule), a
+    busy one stays, and traffic afterwards installs it again. A malformed
+    value is refused."""
+    r = sw("pvs-vsctl", "set", "Open_vSwitch", ".", "other_config:max-idle=12x", ok=False)
+    assert r.returncode == 1 and 'other_config:max-idle="12x" is invalid' in r.stderr
+    sw("pvs-vsctl", "set", "Open_vSwitch", ".", "other_config:max-idle=1000")
+    try:
+        drain(sw, "pb", "pc")
+        sw.send("pa", udp(A, B))
+        sw.send("pc", udp(C, "ff:ff:ff:ff:ff:ff", vlan=None))
+        sw.capture("pb")
+        assert f"eth(src={A},dst={B})" in sw("pvs-appctl", "dpctl/dump-flows")
+        t0, gone = time.time(), None
+        while time.time() - t0 < 8:
+            sw.send("pc", udp(C, "ff:ff:ff:ff:ff:ff"))   # keeps its megaflow busy
+            flows = sw("pvs-appctl", "dpctl/dump-flows")
+            if f"eth(src={A},dst={B})" not in flows:
+                gone = time.time() - t0
+                break
+            time.sleep(0.3)
+        assert gone is not None and gone >= 0.6, flows
+        assert f"eth(src={C},dst=ff:ff:ff:ff:ff:ff)" in flows       # the busy flow stayed
+        sw.send("pa", udp(A, B))
+        assert sw.capture("pb")
+        assert f"eth(src={A},dst={B})" in sw("pvs-appctl", "dpctl/dump-flows")
+    finally:
+        sw("pvs-vsctl", "remove", "Open_vSwitch", ".", "other_config", "max-idle")

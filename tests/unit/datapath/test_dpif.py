@@ -264,7 +264,8 @@ def test_revalidate_only_the_flows_of_changed_macs(switch):
         return a, m
     assert dp.revalidate(fn, macs={mac(2), mac(104)}, before=handed.extend) == (3, 0, 0)
     assert sorted(visited) == [(1, mac(2), mac(102)), (1, mac(4), mac(104)), (3, 0, 0)]
-    ((pmd_id, keys, masks, pk, by),) = handed        # one PMD: the selection's counters
+    ((pmd_id, keys, masks, pk, by, _, gone),) = handed   # one PMD: the selection's counters
+    assert not gone.any()
     assert pmd_id == dp.pmds[0].pmd_id and len(keys) == len(masks) == len(pk) == len(by) == 3
     assert sorted((L.get_field(k, "in_port"), L.get_field(k, "dl_dst"), L.get_field(k, "dl_src"))
                   for k in keys) == sorted(visited)

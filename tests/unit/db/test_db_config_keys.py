@@ -8,7 +8,8 @@ from pyvswitch.db.schema import SchemaError
 
 def test_the_table_of_known_keys():
     assert set(ck.KEYS) == {("Open_vSwitch", "pmd-cpu-mask"), ("Open_vSwitch", "pmd-sleep-max"),
-                            ("Open_vSwitch", "vhost-sock-dir"), ("Bridge", "mac-aging-time"),
+                            ("Open_vSwitch", "vhost-sock-dir"), ("Open_vSwitch", "max-idle"),
+                            ("Open_vSwitch", "flow-limit"), ("Bridge", "mac-aging-time"),
                             ("Bridge", "mac-table-size"), ("Bridge", "datapath-id")}
 
 
@@ -17,6 +18,8 @@ def test_the_table_of_known_keys():
     ("Open_vSwitch", "pmd-sleep-max", ["0", "10000", str(2**31 - 1)],
      ["", "-5", "abc", "1.5", " 1", "+1", str(2**31), "\u0661"]),
     ("Open_vSwitch", "vhost-sock-dir", ["/run/x", "socks"], ["", "a\0b", "a\nb"]),
+    ("Open_vSwitch", "max-idle", ["100", "10000"], ["99", "0", "", "1s", "-100"]),
+    ("Open_vSwitch", "flow-limit", ["0", "200000"], ["-1", "", "1e5"]),
     ("Bridge", "mac-aging-time", ["1", "300"], ["0", "-1", "abc", "1_0"]),
     ("Bridge", "mac-table-size", ["1", "8192"], ["0", "", "2k"]),
     ("Bridge", "datapath-id", ["0000000000000001", "DEADBEEFdeadbeef"],
