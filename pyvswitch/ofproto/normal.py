@@ -41,6 +41,7 @@ time is the `now` argument. Single-threaded (the ofproto's owner).
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import partial
 
 from pyvswitch.openflow.fields import OFPP_LOCAL, format_port
 
@@ -232,6 +233,7 @@ class NormalResult:
     learned: list = field(default_factory=list)   # [(vlan, mac, ofport, "new"|"moved")]
     trace: list = field(default_factory=list)     # ofproto/trace lines
     counters: list = field(default_factory=list)  # bond buckets used (stats)
+    refreshes: list = field(default_factory=list)  # fn(now): what a later packet of this flow refreshes
     vlan: int | None = None
     pcp_used: bool = False                        # an output's TCI carries the PCP
 
@@ -273,6 +275,8 @@ def normal(ports, fdb, in_port, tci, dl_src, dl_dst, now, learn=True,
                                             dl_dst, now, ports, field):
         return res
     rep = bundles[in_bundle][0].ofport if in_bundle in bundles else in_port
+    if not is_multicast(dl_src):   # the revalidator's xcache replays this, not the translation
+        res.refreshes.append(partial(fdb.refresh, vlan, dl_src, rep))
     if learn == "refresh":
         if not is_multicast(dl_src):
             fdb.refresh(vlan, dl_src, rep, now)

@@ -461,7 +461,8 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         return active, matched.n_packets + missed.n_packets, matched.n_packets
 
     # --- stats, timeouts, dumps ---------------------------------------------------
-    def credit(self, rule, packets, nbytes, now):
+    @staticmethod
+    def credit(rule, packets, nbytes, now):
         rule.n_packets += packets
         rule.n_bytes += nbytes
         if packets and now > rule.used:

@@ -67,6 +67,10 @@ class XlateResult:
     final_tci: int = 0
     final_flow: list | None = None   # the flow words after the pipeline
     tables_hit: list = field(default_factory=list)   # table lookup counters (dump-tables)
+    # fn(now) each: the side effects a later packet of this flow has besides
+    # counters (NORMAL's fdb refresh, a learn action's idle time), so the
+    # revalidator replays them from its xcache without translating again
+    refreshes: list = field(default_factory=list)
 
 
 class _Ctx:
@@ -76,6 +80,7 @@ class _Ctx:
         self.wc = [0] * F.FLOW_WORDS
         self.actions, self.rules_hit, self.learned = [], [], []
         self.tables_hit = []       # per lookup: its table's matched or missed counter
+        self.refreshes = []        # XlateResult.refreshes
         self.trace = [] if trace else None
         self.depth = self.resubmits = self.controller = 0
         self.shift = 0             # patch crossings: levels the trace does not indent
@@ -172,6 +177,7 @@ def _result(ctx, flow):
                       ctx.learned, ctx.error, ctx.controller, ctx.trace,
                       get(flow, "vlan_tci"), list(flow))
     res.tables_hit = ctx.tables_hit
+    res.refreshes = ctx.refreshes
     return res
 
 
@@ -395,6 +401,7 @@ def _normal(ctx, in_port, tci):
     for line in res.trace:
         ctx.note("-> " + line, 1)
     ctx.rules_hit.extend(res.counters)
+    ctx.refreshes.extend(res.refreshes)
     if res.pcp_used and tci & CFI:
         ctx.examine("vlan_tci", 0xE000)   # a tagged frame's PCP decides its output TCI
     if res.learned:

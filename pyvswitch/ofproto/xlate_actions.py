@@ -17,12 +17,15 @@ True ends the current action list (dec_ttl on an expired TTL, as OVS).
   the meter's token bucket, enforced by the datapath. ct: traced, left to
   the conntrack work. note, conjunction (outside a lookup): nothing.
 - learn: the learned flow is added on upcalls (learn=True), its idle time
-  refreshed by the revalidator's replay (learn="refresh"); the fields it
+  refreshed when later packets of the megaflow are credited (the result's
+  `refreshes`, or a replay with learn="refresh"); the fields it
   reads are un-wildcarded. delete_learned: the learned flows go when the
   learning flow is removed.
 - instructions and the action set (write_actions / clear_actions /
   write_metadata), executed at the end of the pipeline in OpenFlow's order.
 """
+
+from functools import partial
 
 from pyvswitch.openflow import actions as A
 from pyvswitch.openflow import fields as F
@@ -242,6 +245,14 @@ def _meter(ctx, act):
     meter(ctx, act.meter_id)
 
 
+def _refresh_learned(ofp, table, key, mask, priority, now):
+    """A later packet of a flow that ran a learn action: the learned flow
+    (if it is still there) was used now."""
+    old = ofp._find_exact(table, key, mask, priority)
+    if old is not None:
+        old.used = max(old.used, now)
+
+
 def _learn(ctx, act):
     """Build the learned flow from the packet (the fields read are
     un-wildcarded); add it on an upcall, refresh its idle time when the
@@ -271,6 +282,7 @@ def _learn(ctx, act):
     ofp = ctx.ofp
     key, mask = match.key_mask()
     old = ofp._find_exact(act.table, key, mask, act.priority)
+    ctx.refreshes.append(partial(_refresh_learned, ofp, act.table, key, mask, act.priority))
     ctx.note("-> learned " + format_flow(fm, ofp.port_name), 1)
     if ctx.learn is True:
         if old is not None and old.actions == fm.actions:

@@ -434,7 +434,8 @@ class Switch:
                     out.append((r.actions, None))
                     continue
                 out.append((r.actions, r.mask))
-                self.revalidator.remember(ofp.name, keys[i], r.mask, r.rules_hit + r.tables_hit)
+                self.revalidator.remember(ofp.name, keys[i], r.mask, r.rules_hit + r.tables_hit,
+                                          refreshes=r.refreshes)
                 learned |= bool(r.learned)
         if learned or self._need_revalidate or self.tnl.pending:   # ARP requests go out at once
             self.wake()
@@ -493,7 +494,7 @@ class Switch:
                     return None
                 changed = not (np.array_equal(r.mask, mask) and list(r.actions) == list(actions))
                 self.revalidator.remember(ofp.name, key, r.mask, r.rules_hit + r.tables_hit,
-                                          reinstalled=changed)
+                                          reinstalled=changed, refreshes=r.refreshes)
             return (r.actions, r.mask)
         self.dpif.revalidate(check, macs=macs, before=before)
 

@@ -158,3 +158,40 @@ def test_a_crowded_pmd_expires_after_a_tenth_of_a_second():
     sw.flows = [in_port_flow(0, in_port=i, used=6.0) for i in (1, 2, 3)]
     rv.sweep(6.2)
     assert len(sw.flows) == 3 and sw.cutoffs[-1] == int(6.2e9) - int(10e9)
+
+
+def test_xcache_refreshes_replace_the_translation(monkeypatch):
+    """A megaflow remembered with its translation's refreshes is credited
+    without translating again: its rules get the packets, NORMAL's fdb entry
+    for its source MAC is marked seen, a learn action's flow is used."""
+    from pyvswitch.ofproto.xlate import xlate
+    from pyvswitch.vswitchd import revalidator as RVmod
+
+    sw = FakeSwitch()
+    ofp = sw.ofproto
+    rule = ofp.add_flow("priority=10,actions=learn(table=1,idle_timeout=30,"
+                        "NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[]),NORMAL")
+    key = pack_key({"in_port": 1, "dl_src": 0x020000000001, "dl_dst": 0x020000000002,
+                    "dl_type": 0x0800})
+    r = xlate(ofp, key, 1.0, learn=True)                 # the upcall: learns the MAC, adds the flow
+    assert len(r.refreshes) == 2
+    learned = list(ofp.rules(1))
+    assert len(learned) == 1 and learned[0].used == 1.0
+    key = key & r.mask                                    # as the datapath holds it
+    f = Megaflow(1, key, r.mask, [("output", 2)], 0, 0, 0, 0)
+    rv = Revalidator(sw)
+    rv.remember("br0", f.key, f.mask, r.rules_hit + r.tables_hit, refreshes=r.refreshes)
+    sw.flows = [f]
+    rv.sweep(2.0)
+    calls = []
+    monkeypatch.setattr(RVmod, "xlate", lambda *a, **k: calls.append(a) or xlate(*a, **k))
+    sw.flows = [Megaflow(1, key, r.mask, [("output", 2)], 4, 400, int(9e9), 0)]
+    rv.sweep(9.0)
+    assert calls == [] and rule.n_packets == 4 and learned[0].used == 9.0
+    assert ofp.fdb.entries[(0, 0x020000000001)].used == 9.0
+    # without refreshes remembered: translated again (learn="refresh"), same effects
+    rv.remember("br0", f.key, f.mask, r.rules_hit + r.tables_hit)
+    sw.flows = [Megaflow(1, key, r.mask, [("output", 2)], 6, 600, int(12e9), 0)]
+    rv.sweep(12.0)
+    assert len(calls) == 1 and calls[0][3:] == () and rule.n_packets == 6
+    assert learned[0].used == 12.0 and ofp.fdb.entries[(0, 0x020000000001)].used == 12.0
