@@ -120,7 +120,7 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
         self.bonds = {}                  # bundle name -> bond.Bond
         self.fdb = Fdb(mac_aging_time, mac_table_size)
         self.version = 0
-        self.fdb_changes = set()         # MACs learned, moved or aged since the last take
+        self.fdb_changes = {}            # MAC learned, moved or aged since the last take -> seq
         self._seq = 0
         self._timed = {}                 # rules with an idle or hard timeout (a set, ordered)
         self.add_flow("priority=0,actions=NORMAL", now)
@@ -128,14 +128,23 @@ class Ofproto(PacketInMixin, GroupMeterMixin):
     def bump(self):
         self.version += 1
 
+    # Every bridge's fdb changes in one order (a translation crosses bridges
+    # through patch ports): a translation made when fdb_seq was N has seen
+    # every change numbered <= N.
+    fdb_seq = 0
+
     def fdb_changed(self, macs):
         """MAC learning changed these MACs' entries: only the megaflows to or
         from them need a new translation (not a version bump, which makes
-        the daemon re-translate every megaflow)."""
-        self.fdb_changes.update(macs)
+        the daemon re-translate every megaflow), and only those translated
+        before the change (Ofproto.fdb_seq)."""
+        Ofproto.fdb_seq += 1
+        for mac in macs:
+            self.fdb_changes[mac] = Ofproto.fdb_seq
 
     def take_fdb_changes(self):
-        out, self.fdb_changes = self.fdb_changes, set()
+        """{mac: fdb_seq of its latest change} since the last take."""
+        out, self.fdb_changes = self.fdb_changes, {}
         return out
 
     # --- ports -----------------------------------------------------------------

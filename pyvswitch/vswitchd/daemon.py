@@ -210,12 +210,13 @@ class Switch:
             self._need_revalidate = True
         with self.lock:
             expired = {br.name: br.ofproto.run(now) for br in self.bridges.values()}
-            macs = set()
+            macs = {}
             for br in self.bridges.values():
                 if br.ofproto.version != self._versions.get(br.name):
                     self._versions[br.name] = br.ofproto.version
                     self._need_revalidate = True
-                macs |= br.ofproto.take_fdb_changes()
+                for mac, seq in br.ofproto.take_fdb_changes().items():
+                    macs[mac] = max(seq, macs.get(mac, 0))
         received = self.dpif.packets_received()
         if received != self._received or self._need_revalidate or macs or any(expired.values()):
             self._received = received
@@ -475,7 +476,8 @@ class Switch:
 
     def revalidate(self, macs=None):
         """Re-translate every megaflow against the current tables, or with
-        `macs` only those a change of these MACs' fdb entries can affect.
+        `macs` ({mac: fdb_seq}) only those a change of these MACs' fdb
+        entries can affect and that were translated before it.
         Stats the old translations earned are credited first (the xcache
         knows their rules); a flow that changes is reinstalled with fresh
         counters."""
@@ -489,6 +491,8 @@ class Switch:
 
         def check(key, mask, actions):
             with self.lock:
+                if macs is not None and self.revalidator.saw_fdb_changes(key, mask, macs):
+                    return (actions, mask)     # translated after those changes: as it is
                 ofp, r = self.translate(key, now, learn=False)
                 if ofp is None or getattr(r, "no_install", False):
                     return None

@@ -31,7 +31,7 @@ the switch lock; everything else on the main thread.
 
 import numpy as np
 
-from pyvswitch.datapath.layout import get_field
+from pyvswitch.datapath.layout import field_mask, get_field
 from pyvswitch.ofproto.ofproto import Ofproto
 from pyvswitch.ofproto.xlate import xlate
 
@@ -62,9 +62,28 @@ class Revalidator:
         translate again at each credit). Caller holds the switch lock."""
         fid = flow_id(key, mask)
         self.xcache[fid] = (bridge, list(rules_hit),
-                            None if refreshes is None else list(refreshes))
+                            None if refreshes is None else list(refreshes), Ofproto.fdb_seq)
         if reinstalled:
             self.fresh.add(fid)
+
+    def saw_fdb_changes(self, key, mask, macs):
+        """True if the megaflow (key, mask) was translated after the latest
+        change of every MAC in `macs` ({mac: Ofproto.fdb_seq}) it can depend
+        on: those it matches exactly as dl_src or dl_dst, or all of them if
+        it does not match dl_dst exactly. Such a flow needs no new
+        translation (in a learning storm, most flows selected for a MAC are
+        the one that learned it). Caller holds the switch lock."""
+        cached = self.xcache.get(flow_id(key, mask))
+        if cached is None or not macs:
+            return False
+        need = 0
+        for name in ("dl_src", "dl_dst"):
+            w, bits = field_mask(name)
+            if int(mask[w]) & bits == bits:
+                need = max(need, macs.get(get_field(key, name), 0))
+            elif name == "dl_dst":
+                need = max(macs.values())
+        return cached[3] >= need
 
     def sweep(self, now):
         # Megaflow counters only move when a PMD receives packets: an idle

@@ -9,6 +9,7 @@ import numpy as np
 from pyvswitch.datapath.dpif import Megaflow
 from pyvswitch.datapath.layout import field_mask, new_key, pack_key
 from pyvswitch.ofproto.ofproto import Ofproto
+from pyvswitch.ofproto.xlate import xlate
 from pyvswitch.vswitchd.revalidator import Revalidator
 
 
@@ -164,7 +165,6 @@ def test_xcache_refreshes_replace_the_translation(monkeypatch):
     """A megaflow remembered with its translation's refreshes is credited
     without translating again: its rules get the packets, NORMAL's fdb entry
     for its source MAC is marked seen, a learn action's flow is used."""
-    from pyvswitch.ofproto.xlate import xlate
     from pyvswitch.vswitchd import revalidator as RVmod
 
     sw = FakeSwitch()
@@ -195,3 +195,31 @@ def test_xcache_refreshes_replace_the_translation(monkeypatch):
     rv.sweep(12.0)
     assert len(calls) == 1 and calls[0][3:] == () and rule.n_packets == 6
     assert learned[0].used == 12.0 and ofp.fdb.entries[(0, 0x020000000001)].used == 12.0
+
+
+def test_flows_translated_after_a_mac_change_are_not_translated_again():
+    """MAC learning selects the megaflows to or from the changed MACs; of
+    those, the ones translated after the change (the flow that learned it,
+    typically) are kept as they are."""
+    sw = FakeSwitch()
+    ofp, rv = sw.ofproto, Revalidator(sw)
+    m1, m2 = 0x020000000001, 0x020000000002
+
+    def translated(src, dst):
+        key = pack_key({"in_port": 1 if src == m1 else 2, "dl_src": src, "dl_dst": dst,
+                        "dl_type": 0x0800})
+        r = xlate(ofp, key, 1.0, learn=True)
+        rv.remember("br0", key, r.mask, r.rules_hit, refreshes=r.refreshes)
+        return key & r.mask, r.mask
+    to_m1 = translated(m2, m1)                      # m1 unknown yet: flooded
+    from_m1 = translated(m1, 0xFFFFFFFFFFFF)        # learns m1
+    changes = ofp.take_fdb_changes()
+    assert set(changes) == {m1, m2}
+    assert rv.saw_fdb_changes(*from_m1, changes)             # it made the change
+    assert not rv.saw_fdb_changes(*to_m1, changes)           # floods to m1: translate again
+    wild = to_m1[1].copy()
+    w, bits = field_mask("dl_dst")
+    wild[w] &= ~np.uint64(bits)                               # not exact on dl_dst: every MAC counts
+    rv.remember("br0", from_m1[0], wild, [])
+    assert rv.saw_fdb_changes(from_m1[0], wild, changes)
+    assert not rv.saw_fdb_changes(from_m1[0], wild, {**changes, 0x020000000009: Ofproto.fdb_seq + 1})
