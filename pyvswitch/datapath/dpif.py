@@ -309,6 +309,10 @@ class Dpif:
                     out.append(Megaflow(pmd.pmd_id, *pmd.flow(f)))
             return out
 
+    def flow_capacity(self):
+        """Megaflows one PMD's table holds."""
+        return min((pmd.max_flows for pmd in self.pmds), default=0)
+
     def flow_counters(self, expire_before=None):
         """[(pmd_id, keys, masks, packets, bytes, last_used, expired)]: every
         megaflow's identity and counters, each PMD parked only while its

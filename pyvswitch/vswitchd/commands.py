@@ -30,6 +30,7 @@ def register_all(sw):
     reg("dpif-netdev/pmd-rxq-show", "[-pmd core] [dp]", 0, 3, lambda a: sw.dpif.rxq_show())
     reg("dpctl/dump-flows", "[dp] [filter=...]", 0, 2, lambda a: sw.dpif.format_flows())
     reg("dpctl/del-flows", "[dp]", 0, 1, lambda a: _del_flows(sw))
+    reg("upcall/show", "", 0, 0, lambda a: sw.revalidator.show())
     reg("ofproto/trace", "bridge flow [--ct-next flags]... [packet-hex]", 2, 64,
         lambda a: _trace(sw, *_trace_args(a)))
     reg("netdev-dummy/receive", "port packet-hex...", 2, 64, lambda a: _dummy_receive(sw, a[0], a[1:]))

@@ -29,6 +29,8 @@ Threads: `remember` runs on PMD threads (in upcalls) and the main thread, under
 the switch lock; everything else on the main thread.
 """
 
+import time
+
 import numpy as np
 
 from pyvswitch.datapath.layout import field_mask, get_field
@@ -55,6 +57,8 @@ class Revalidator:
         self.flow_limit = None    # megaflows per PMD before CROWDED_MAX_IDLE (None: 90 % full)
         self.next_expiry = float("inf")   # when the oldest megaflow falls idle
         self.n_expired = 0
+        self.n_flows = self.max_flows = 0  # megaflows at the last sweep, and the most seen
+        self.dump_ms = 0.0                 # the last sweep's dump, credit and expiry
 
     def remember(self, bridge, key, mask, rules_hit, reinstalled=False, refreshes=None):
         """Record the translation a megaflow was (re)installed with: the
@@ -94,6 +98,7 @@ class Revalidator:
         if received == self.received and now < self.next_expiry:
             return
         self.received = received
+        t0 = time.monotonic()
         # arrays (dpif.flow_counters): the PMDs are parked for a copy only
         counters = self.sw.dpif.flow_counters(expire_before=self._cutoffs(now))
         seen, live = self._credit_flows(counters, now)
@@ -102,6 +107,20 @@ class Revalidator:
         with self.sw.lock:
             self.xcache = {fid: v for fid, v in self.xcache.items() if fid in live}
         self.next_expiry = self._next_expiry(counters)
+        self.n_flows = sum(int(np.count_nonzero(~c[6])) for c in counters)
+        self.max_flows = max(self.max_flows, sum(len(c[1]) for c in counters))
+        self.dump_ms = (time.monotonic() - t0) * 1000
+
+    def show(self):
+        """upcall/show: OVS's layout, with this datapath's figures."""
+        capacity = self.sw.dpif.flow_capacity()
+        limit = self.flow_limit if self.flow_limit is not None else capacity * 9 // 10
+        return (f"netdev@pyvswitch:\n"
+                f"  flows         : (current {self.n_flows}) (max {self.max_flows}) "
+                f"(limit {limit} per PMD)\n"
+                f"  max idle      : {int(self.max_idle * 1000)} ms\n"
+                f"  expired       : {self.n_expired}\n"
+                f"  dump duration : {self.dump_ms:.0f}ms\n")
 
     def _cutoffs(self, now):
         """expire_before for dpif.flow_counters: n live flows -> ns cutoff."""

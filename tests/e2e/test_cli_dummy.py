@@ -207,3 +207,17 @@ def test_idle_megaflows_expire_after_max_idle(sw):
         assert f"eth(src={A},dst={B})" in sw("pvs-appctl", "dpctl/dump-flows")
     finally:
         sw("pvs-vsctl", "remove", "Open_vSwitch", ".", "other_config", "max-idle")
+
+
+def test_upcall_show(sw):
+    sw.send("pa", udp(A, B))
+    sw.capture("pb")
+    deadline = time.time() + 5
+    while time.time() < deadline:       # the next sweep counts the flow
+        out = sw("pvs-appctl", "upcall/show")
+        if "(current 0)" not in out:
+            break
+        time.sleep(0.3)
+    assert out.startswith("netdev@pyvswitch:\n  flows         : (current ")
+    assert "(current 0)" not in out and "(limit 58982 per PMD)" in out
+    assert "  max idle      : 10000 ms\n" in out and "  dump duration : " in out
