@@ -16,7 +16,7 @@ MASKS = [
     [2**64 - 1] * KEY_WORDS,
 ]
 small = st.lists(st.integers(0, 3), min_size=KEY_WORDS, max_size=KEY_WORDS)
-ops = st.lists(st.tuples(st.sampled_from(["ins", "ins", "del", "look", "sort"]),
+ops = st.lists(st.tuples(st.sampled_from(["ins", "ins", "del", "look", "sort", "expire"]),
                          st.integers(0, len(MASKS) - 1), small), max_size=60)
 
 
@@ -48,6 +48,12 @@ def test_dpcls_equals_twin(seq):
             ref.delete(key, mask)
         elif op == "sort":
             D.dpcls_sort(t)
+        elif op == "expire":           # idle expiry: every flow of one subtable at once
+            gone = [i for i in live if i[0] == mi]
+            D.dpcls_delete_many(t, np.array([live[i] for i in gone] + [-1], np.int64))
+            for i in gone:
+                del live[i]
+                ref.delete(np.frombuffer(i[1], np.uint64), np.array(MASKS[i[0]], np.uint64))
         f, n = D.dpcls_lookup(t, key)
         want = ref.matches(key)
         assert (f in want) if want else f == -1
