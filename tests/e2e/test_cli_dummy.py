@@ -188,19 +188,19 @@ def test_idle_megaflows_expire_after_max_idle(sw):
     sw("pvs-vsctl", "set", "Open_vSwitch", ".", "other_config:max-idle=1000")
     try:
         drain(sw, "pb", "pc")
+        t0, gone = time.time(), None       # the flow is installed after t0: it cannot go before t0 + 1
         sw.send("pa", udp(A, B))
         sw.send("pc", udp(C, "ff:ff:ff:ff:ff:ff", vlan=None))
         sw.capture("pb")
         assert f"eth(src={A},dst={B})" in sw("pvs-appctl", "dpctl/dump-flows")
-        t0, gone = time.time(), None
-        while time.time() - t0 < 8:
+        while time.time() - t0 < 15:
             sw.send("pc", udp(C, "ff:ff:ff:ff:ff:ff"))   # keeps its megaflow busy
             flows = sw("pvs-appctl", "dpctl/dump-flows")
             if f"eth(src={A},dst={B})" not in flows:
                 gone = time.time() - t0
                 break
             time.sleep(0.3)
-        assert gone is not None and gone >= 0.6, flows
+        assert gone is not None and gone >= 1.0, flows
         assert f"eth(src={C},dst=ff:ff:ff:ff:ff:ff)" in flows       # the busy flow stayed
         sw.send("pa", udp(A, B))
         assert sw.capture("pb")
@@ -212,7 +212,7 @@ def test_idle_megaflows_expire_after_max_idle(sw):
 def test_upcall_show(sw):
     sw.send("pa", udp(A, B))
     sw.capture("pb")
-    deadline = time.time() + 5
+    deadline = time.time() + 15
     while time.time() < deadline:       # the next sweep counts the flow
         out = sw("pvs-appctl", "upcall/show")
         if "(current 0)" not in out:
