@@ -324,11 +324,8 @@ class Dpif:
             for pmd in self.pmds:
                 with self.parked([pmd]):
                     c = pmd.flow_counters()
-                    gone = np.zeros(len(c[0]), bool)
-                    if expire_before is not None:
-                        cutoff = expire_before(len(c[0]), pmd.max_flows)
-                        gone = c[4] < cutoff
-                        pmd.expire(cutoff)
+                    gone = (np.zeros(len(c[0]), bool) if expire_before is None
+                            else pmd.expire(expire_before(len(c[0]), pmd.max_flows)))
                     out.append((pmd.pmd_id, *c, gone))
         return out
 
@@ -361,8 +358,8 @@ class Dpif:
         delete; each PMD is parked while its flows are visited. macs: only
         the flows that match one of these MACs as dl_src or dl_dst (or do not
         match dl_dst exactly), i.e. those a MAC learning change can affect;
-        before([(pmd_id, keys, masks, packets, bytes, last_used, expired)]) sees that selection's
-        counters first (flow_counters' shape), to credit them."""
+        before(counters) sees that selection's counters first, in
+        flow_counters' shape, to credit them."""
         kept = changed = deleted = 0
         with self._lock:
             for pmd in self.pmds:

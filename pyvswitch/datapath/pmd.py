@@ -282,14 +282,15 @@ class Pmd:
 
     def expire(self, before_ns):
         """Delete the megaflows neither hit nor installed since before_ns
-        (the datapath's idle expiry); returns how many."""
+        (the datapath's idle expiry); returns which went, as a bool array in
+        flow_counters() order."""
         live = self._live()
         meta = self.t.mf_meta[live]
-        idle = live[np.maximum(meta[:, D.MF_USED], meta[:, D.MF_CREATED]) < before_ns]
-        if len(idle):
-            D.dpcls_delete_many(self.t, idle)
+        gone = np.maximum(meta[:, D.MF_USED], meta[:, D.MF_CREATED]) < before_ns
+        if gone.any():
+            D.dpcls_delete_many(self.t, live[gone])
             self._actions_full = False
-        return len(idle)
+        return gone
 
     def flows_for_macs(self, macs):
         """Live flows a change of these MACs' fdb entries can affect: those

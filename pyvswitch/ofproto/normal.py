@@ -278,8 +278,8 @@ def normal(ports, fdb, in_port, tci, dl_src, dl_dst, now, learn=True,
     if not is_multicast(dl_src):   # the revalidator's xcache replays this, not the translation
         res.refreshes.append(partial(fdb.refresh, vlan, dl_src, rep))
     if learn == "refresh":
-        if not is_multicast(dl_src):
-            fdb.refresh(vlan, dl_src, rep, now)
+        for refresh in res.refreshes:
+            refresh(now)
     elif learn and not is_multicast(dl_src):
         change = fdb.learn(vlan, dl_src, rep, now)
         if change:

@@ -282,7 +282,8 @@ def _learn(ctx, act):
     ofp = ctx.ofp
     key, mask = match.key_mask()
     old = ofp._find_exact(act.table, key, mask, act.priority)
-    ctx.refreshes.append(partial(_refresh_learned, ofp, act.table, key, mask, act.priority))
+    refresh = partial(_refresh_learned, ofp, act.table, key, mask, act.priority)
+    ctx.refreshes.append(refresh)
     ctx.note("-> learned " + format_flow(fm, ofp.port_name), 1)
     if ctx.learn is True:
         if old is not None and old.actions == fm.actions:
@@ -291,8 +292,8 @@ def _learn(ctx, act):
             rule = ofp.add_flow(fm, ctx.now)
             if "delete_learned" in act.flags:
                 rule.learned_by = ctx.rule
-    elif ctx.learn == "refresh" and old is not None:
-        old.used = max(old.used, ctx.now)
+    elif ctx.learn == "refresh":
+        refresh(ctx.now)
 
 
 def _ct(ctx, act):

@@ -31,6 +31,8 @@ from pyvswitch.core.clock import Clock
 from pyvswitch.core.inotify import DirWatch
 from pyvswitch.datapath.dpif import Dpif
 from pyvswitch.datapath.layout import field_mask, new_key
+from pyvswitch.db.config_keys import check_key
+from pyvswitch.db.schema import ROOT, SchemaError
 from pyvswitch.db.store import Store
 from pyvswitch.ofproto.lacp import SLOW_ARG as LACP_SLOW_ARG
 from pyvswitch.ofproto.ofproto import Ofproto
@@ -59,6 +61,19 @@ HOUSEKEEPING_INTERVAL = 0.1
 # inotify, links/addresses/routes through rtnetlink, requests on sockets.
 IDLE_INTERVAL = 2.0         # ... or until the next flow timeout, if sooner
 QUIET_AFTER = 1.0
+
+
+def _int_setting(oc, key, current, default):
+    """other_config:key as pvs-vsctl accepts it (db/config_keys.py): its
+    value, `default` if absent, `current` (logged) if malformed."""
+    if not oc.get(key):
+        return default
+    try:
+        check_key(ROOT, key, oc[key])
+    except SchemaError as e:
+        log.warn("%s: ignored", e)
+        return current
+    return int(oc[key])
 
 
 class Switch:
@@ -395,23 +410,10 @@ class Switch:
 
     def _set_flow_aging(self, oc):
         """other_config:max-idle (ms) and flow-limit (megaflows per PMD), as
-        Open vSwitch reads them; absent means the default."""
+        Open vSwitch reads them."""
         rv = self.revalidator
-        try:
-            ms = int(oc.get("max-idle") or MAX_IDLE * 1000)
-            if ms < 100:
-                raise ValueError
-            rv.max_idle = ms / 1000
-        except ValueError:
-            log.warn("max-idle %r is not a number of milliseconds >= 100: ignored",
-                     oc["max-idle"])
-        try:
-            limit = int(oc["flow-limit"]) if oc.get("flow-limit") else None
-            if limit is not None and limit < 0:
-                raise ValueError
-            rv.flow_limit = limit
-        except ValueError:
-            log.warn("flow-limit %r is not a number of flows: ignored", oc["flow-limit"])
+        rv.max_idle = _int_setting(oc, "max-idle", rv.max_idle * 1000, MAX_IDLE * 1000) / 1000
+        rv.flow_limit = _int_setting(oc, "flow-limit", rv.flow_limit, None)
         rv.next_expiry = 0.0      # apply at the next sweep
 
     def _answer_waiters(self):
@@ -435,8 +437,7 @@ class Switch:
                     out.append((r.actions, None))
                     continue
                 out.append((r.actions, r.mask))
-                self.revalidator.remember(ofp.name, keys[i], r.mask, r.rules_hit + r.tables_hit,
-                                          refreshes=r.refreshes)
+                self.revalidator.remember(keys[i], r.mask, r.rules_hit + r.tables_hit, r.refreshes)
                 learned |= bool(r.learned)
         if learned or self._need_revalidate or self.tnl.pending:   # ARP requests go out at once
             self.wake()
@@ -497,8 +498,8 @@ class Switch:
                 if ofp is None or getattr(r, "no_install", False):
                     return None
                 changed = not (np.array_equal(r.mask, mask) and list(r.actions) == list(actions))
-                self.revalidator.remember(ofp.name, key, r.mask, r.rules_hit + r.tables_hit,
-                                          reinstalled=changed, refreshes=r.refreshes)
+                self.revalidator.remember(key, r.mask, r.rules_hit + r.tables_hit, r.refreshes,
+                                          reinstalled=changed)
             return (r.actions, r.mask)
         self.dpif.revalidate(check, macs=macs, before=before)
 

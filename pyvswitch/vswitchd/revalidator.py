@@ -11,8 +11,9 @@ that saw packets since the last sweep:
   kept in the xcache as OVS keeps XC_NORMAL and XC_LEARN entries): NORMAL
   marks the flow's source MAC as seen (a host that keeps talking never ages
   out) without ever re-learning from old traffic (which could undo a MAC
-  move), a learn action's flow is used. A flow without an xcache entry is
-  translated again in "refresh" mode instead, which has the same effects.
+  move), a learn action's flow is used. A flow without an xcache entry (put
+  with dpctl, say) is translated again in "refresh" mode instead, which has
+  the same effects.
 
 A megaflow that revalidation reinstalls starts its counters at zero: its
 identity (pmd, masked key, mask) is marked so the next sweep reads its count
@@ -30,6 +31,7 @@ the switch lock; everything else on the main thread.
 """
 
 import time
+from collections import namedtuple
 
 import numpy as np
 
@@ -41,6 +43,12 @@ MAX_IDLE = 10.0         # s: OVS's default other_config:max-idle (10000 ms)
 CROWDED_MAX_IDLE = 0.1  # s: a PMD over flow_limit, as OVS does past its flow limit
 
 
+# What a megaflow's translation left for the revalidator: the rules (and
+# group buckets, table counters) to credit, its refreshes (fn(now) each), and
+# the Ofproto.fdb_seq it saw.
+XcacheEntry = namedtuple("XcacheEntry", "rules refreshes fdb_seq")
+
+
 def flow_id(key, mask):
     """A megaflow's identity without its PMD: (masked key, mask) as bytes."""
     return (key & mask).tobytes(), mask.tobytes()
@@ -50,7 +58,7 @@ class Revalidator:
     def __init__(self, switch):
         self.sw = switch
         self.last = {}     # (pmd_id, key bytes, mask bytes) -> (packets, bytes)
-        self.xcache = {}   # flow_id -> (bridge name, rules_hit) of its translation
+        self.xcache = {}   # flow_id -> XcacheEntry of its translation
         self.fresh = set()  # flow_ids reinstalled since the last sweep (counters at 0)
         self.received = None  # PMDs' packets received at the last sweep
         self.max_idle = MAX_IDLE
@@ -60,13 +68,12 @@ class Revalidator:
         self.n_flows = self.max_flows = 0  # megaflows at the last sweep, and the most seen
         self.dump_ms = 0.0                 # the last sweep's dump, credit and expiry
 
-    def remember(self, bridge, key, mask, rules_hit, reinstalled=False, refreshes=None):
+    def remember(self, key, mask, rules_hit, refreshes=(), reinstalled=False):
         """Record the translation a megaflow was (re)installed with: the
-        rules to credit and, if given, its refreshes (XlateResult's; None:
-        translate again at each credit). Caller holds the switch lock."""
+        rules to credit and its refreshes (XlateResult's). Caller holds the
+        switch lock."""
         fid = flow_id(key, mask)
-        self.xcache[fid] = (bridge, list(rules_hit),
-                            None if refreshes is None else list(refreshes), Ofproto.fdb_seq)
+        self.xcache[fid] = XcacheEntry(list(rules_hit), list(refreshes), Ofproto.fdb_seq)
         if reinstalled:
             self.fresh.add(fid)
 
@@ -87,7 +94,7 @@ class Revalidator:
                 need = max(need, macs.get(get_field(key, name), 0))
             elif name == "dl_dst":
                 need = max(macs.values())
-        return cached[3] >= need
+        return cached.fdb_seq >= need
 
     def sweep(self, now):
         # Megaflow counters only move when a PMD receives packets: an idle
@@ -141,9 +148,9 @@ class Revalidator:
         return float("inf") if oldest is None else oldest / 1e9 + self.max_idle
 
     def sweep_some(self, counters, now):
-        """Credit only these megaflows, [(pmd_id, keys, masks, packets,
-        bytes, last_used, expired)] as dpif.flow_counters gives them (a targeted revalidation is
-        about to re-translate them); the other flows wait for the next sweep."""
+        """Credit only these megaflows, given as dpif.flow_counters gives
+        them (a targeted revalidation is about to re-translate them); the
+        other flows wait for the next sweep."""
         seen, live = self._credit_flows(counters, now)
         self.fresh -= live
         self.last.update(seen)
@@ -172,12 +179,12 @@ class Revalidator:
         sw = self.sw
         with sw.lock:
             cached = self.xcache.get(fid)
-            if cached is not None and cached[2] is not None:
-                # the xcache knows everything: no translation (a Python xlate
-                # per flow made learning 100,000 MACs twice as slow)
-                for rule in cached[1]:
+            if cached is not None:
+                # no translation (a Python xlate per flow made learning
+                # 100,000 MACs twice as slow)
+                for rule in cached.rules:
                     Ofproto.credit(rule, packets, nbytes, now)
-                for refresh in cached[2]:
+                for refresh in cached.refreshes:
                     refresh(now)
                 return
             if hasattr(sw, "translate"):      # the daemon: through tunnel ports too
@@ -188,7 +195,5 @@ class Revalidator:
                 r = xlate(ofp, key, now, learn="refresh") if ofp is not None else None
             if ofp is None:
                 return
-            cached = self.xcache.get(fid)
-            rules = cached[1] if cached is not None and cached[0] == ofp.name else r.rules_hit
-            for rule in rules:
+            for rule in r.rules_hit:
                 ofp.credit(rule, packets, nbytes, now)

@@ -28,13 +28,24 @@ class _Quiesce:
         return self.lock
 
 
-def _echo(fe, frames, timeout=10):
-    assert fe.send(frames) == len(frames)
+def _collect(fe, probe, n, timeout=20):
+    """Echoes until n distinct frames came back (late echoes of the probe, if
+    one is given, dropped)."""
     got, end = [], time.monotonic() + timeout
-    while len(got) < len(frames) and time.monotonic() < end:
-        got += fe.recv()
+    while len(set(got)) < n and time.monotonic() < end:
+        got += [f for f in fe.recv() if f != probe]
         time.sleep(0.01)
     return got
+
+
+def _ring_state(fe):
+    return (f"tx avail {fe.tx[0].avail_idx} used {fe.tx[0].used_idx()}, "
+            f"rx avail {fe.rx[0].avail_idx} used {fe.rx[0].used_idx()}")
+
+
+def _echo(fe, frames, timeout=10):
+    assert fe.send(frames) == len(frames)
+    return _collect(fe, None, len(frames), timeout)
 
 
 @pytest.mark.parametrize("mode", ["server_port", "client_port"])
@@ -63,20 +74,6 @@ def test_frontend_against_our_port(tmp_path, mode, vhost_loopback):
         loop.join(5)
         fe.close()
         port.close()
-
-
-def _collect(fe, probe, n, timeout=20):
-    """Echoes until n distinct frames came back (late echoes of the probe dropped)."""
-    got, end = [], time.monotonic() + timeout
-    while len(set(got)) < n and time.monotonic() < end:
-        got += [f for f in fe.recv() if f != probe]
-        time.sleep(0.01)
-    return got
-
-
-def _ring_state(fe):
-    return (f"tx avail {fe.tx[0].avail_idx} used {fe.tx[0].used_idx()}, "
-            f"rx avail {fe.rx[0].avail_idx} used {fe.rx[0].used_idx()}")
 
 
 @pytest.mark.skipif(shutil.which("dpdk-testpmd") is None or os.geteuid() != 0,

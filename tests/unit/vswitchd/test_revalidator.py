@@ -61,14 +61,14 @@ def test_reinstalled_flow_with_a_reused_identity_counts_from_zero():
     rv = Revalidator(sw)
     drop = sw.ofproto.add_flow("priority=100,in_port=1,actions=drop")
     f = in_port_flow(1)
-    rv.remember("br0", f.key, f.mask, [drop])
+    rv.remember(f.key, f.mask, [drop])
     sw.flows = [f]
     rv.sweep(10.0)                       # the drop rule earned 1 packet
     assert drop.n_packets == 1
     sw.ofproto.del_flows("in_port=1")
     out = sw.ofproto.add_flow("priority=50,in_port=1,actions=output:2")
     # revalidation reinstalls the same (key, mask) with counters at zero ...
-    rv.remember("br0", f.key, f.mask, [out], reinstalled=True)
+    rv.remember(f.key, f.mask, [out], reinstalled=True)
     sw.flows = [in_port_flow(3)]         # ... and it then sees 3 packets
     rv.sweep(11.0)
     assert out.n_packets == 3            # not 3 - 1
@@ -80,7 +80,7 @@ def test_old_packets_stay_with_the_rule_that_forwarded_them():
     rv = Revalidator(sw)
     first = sw.ofproto.add_flow("priority=100,in_port=1,actions=output:2")
     f = in_port_flow(0)
-    rv.remember("br0", f.key, f.mask, [first])
+    rv.remember(f.key, f.mask, [first])
     sw.flows = [f]
     rv.sweep(1.0)
     sw.flows = [in_port_flow(5)]         # 5 packets under the first rule ...
@@ -93,7 +93,7 @@ def test_xcache_forgets_flows_that_left_the_datapath():
     sw = FakeSwitch()
     rv = Revalidator(sw)
     f = in_port_flow(0)
-    rv.remember("br0", f.key, f.mask, [])
+    rv.remember(f.key, f.mask, [])
     sw.flows = []
     rv.sweep(1.0)
     assert rv.xcache == {}
@@ -108,7 +108,7 @@ def test_idle_datapath_is_not_dumped():
     rv = Revalidator(sw)
     rule = sw.ofproto.add_flow("priority=100,in_port=1,actions=output:2")
     f = in_port_flow(4)
-    rv.remember("br0", f.key, f.mask, [rule])
+    rv.remember(f.key, f.mask, [rule])
     sw.flows = [f]
     rv.sweep(1.0)
     rv.sweep(2.0)
@@ -129,7 +129,7 @@ def test_idle_megaflows_expire_after_their_last_packets_are_credited():
     rv = Revalidator(sw)
     rule = sw.ofproto.add_flow("priority=100,actions=drop")
     busy, idle = in_port_flow(5, used=14.5), in_port_flow(3, in_port=2, used=2.0)
-    rv.remember("br0", idle.key, idle.mask, [rule])
+    rv.remember(idle.key, idle.mask, [rule])
     sw.flows = [busy, idle]
     rv.sweep(3.0)
     assert len(sw.flows) == 2 and rv.next_expiry == 12.0     # idle's last use + 10 s
@@ -180,7 +180,7 @@ def test_xcache_refreshes_replace_the_translation(monkeypatch):
     key = key & r.mask                                    # as the datapath holds it
     f = Megaflow(1, key, r.mask, [("output", 2)], 0, 0, 0, 0)
     rv = Revalidator(sw)
-    rv.remember("br0", f.key, f.mask, r.rules_hit + r.tables_hit, refreshes=r.refreshes)
+    rv.remember(f.key, f.mask, r.rules_hit + r.tables_hit, r.refreshes)
     sw.flows = [f]
     rv.sweep(2.0)
     calls = []
@@ -189,8 +189,8 @@ def test_xcache_refreshes_replace_the_translation(monkeypatch):
     rv.sweep(9.0)
     assert calls == [] and rule.n_packets == 4 and learned[0].used == 9.0
     assert ofp.fdb.entries[(0, 0x020000000001)].used == 9.0
-    # without refreshes remembered: translated again (learn="refresh"), same effects
-    rv.remember("br0", f.key, f.mask, r.rules_hit + r.tables_hit)
+    # no xcache entry (a flow put with dpctl): translated again (learn="refresh"), same effects
+    rv.xcache.clear()
     sw.flows = [Megaflow(1, key, r.mask, [("output", 2)], 6, 600, int(12e9), 0)]
     rv.sweep(12.0)
     assert len(calls) == 1 and calls[0][3:] == () and rule.n_packets == 6
@@ -209,7 +209,7 @@ def test_flows_translated_after_a_mac_change_are_not_translated_again():
         key = pack_key({"in_port": 1 if src == m1 else 2, "dl_src": src, "dl_dst": dst,
                         "dl_type": 0x0800})
         r = xlate(ofp, key, 1.0, learn=True)
-        rv.remember("br0", key, r.mask, r.rules_hit, refreshes=r.refreshes)
+        rv.remember(key, r.mask, r.rules_hit, r.refreshes)
         return key & r.mask, r.mask
     to_m1 = translated(m2, m1)                      # m1 unknown yet: flooded
     from_m1 = translated(m1, 0xFFFFFFFFFFFF)        # learns m1
@@ -220,6 +220,6 @@ def test_flows_translated_after_a_mac_change_are_not_translated_again():
     wild = to_m1[1].copy()
     w, bits = field_mask("dl_dst")
     wild[w] &= ~np.uint64(bits)                               # not exact on dl_dst: every MAC counts
-    rv.remember("br0", from_m1[0], wild, [])
+    rv.remember(from_m1[0], wild, [])
     assert rv.saw_fdb_changes(from_m1[0], wild, changes)
     assert not rv.saw_fdb_changes(from_m1[0], wild, {**changes, 0x020000000009: Ofproto.fdb_seq + 1})
