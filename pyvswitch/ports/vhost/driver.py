@@ -92,6 +92,9 @@ class Vring:
     def set_avail_flags(self, flags):
         struct.pack_into("<H", self.g.map, self.avail, flags)
 
+    def avail_flags(self):
+        return struct.unpack_from("<H", self.g.map, self.avail)[0]
+
     def set_used_event(self, v):
         struct.pack_into("<H", self.g.map, self.avail + 4 + 2 * self.n, v)
 

@@ -19,7 +19,9 @@ memfd (DriverMemory), rings and buffers come from driver.Vring. The RX ring
 is kept full of 2 KiB writable buffers; MRG_RXBUF frames are merged. Kicks
 as virtio-user: after each batch, unless the back-end set NO_NOTIFY in
 used.flags (a polling back-end does; a sleeping one clears it and waits for
-the kick); calls are not needed (we poll). Single thread; not for the
+the kick). Calls are not wanted: a poll-mode driver, like DPDK's, sets
+VRING_AVAIL_F_NO_INTERRUPT on every ring (a back-end honouring it saves an
+eventfd write per burst). Single thread; not for the
 switch's PMDs.
 """
 
@@ -151,6 +153,7 @@ class VirtioUser:
         self._send(P.SET_MEM_TABLE, P.pack_mem_table([self.g.region()]), [self.g.fd], ack=True)
         for q in range(self.queues):
             for i, ring in ((2 * q, self.rx[q]), (2 * q + 1, self.tx[q])):
+                ring.set_avail_flags(L.VRING_AVAIL_F_NO_INTERRUPT)      # we poll
                 self._send(P.SET_VRING_NUM, st(i, ring.n))
                 self._send(P.SET_VRING_BASE, st(i, 0))
                 self._send(P.SET_VRING_ADDR, ring.addr_payload(i))

@@ -228,3 +228,19 @@ def test_output_to_a_port_that_needs_the_frame_whole(pair):
     finally:
         p.dp.del_port(3)
         d.close()
+
+
+def test_polling_front_end_gets_no_calls(pair):
+    """Our front-end polls, so, like DPDK's virtio PMD, it sets
+    VRING_AVAIL_F_NO_INTERRUPT on every ring, and the port honours it: no
+    eventfd write per burst, in either direction."""
+    p = pair()
+    for fe in p.fes:
+        assert fe.rx[0].avail_flags() & 1 and fe.tx[0].avail_flags() & 1
+    frames = [frame(60, i) for i in range(40)]
+    assert p.through(frames) == frames and p.through(frames, src=1) == frames
+    assert [int(port.status()["guest_calls"]) for port in p.ports] == [0, 0]
+    for fe in p.fes:                       # a guest that wants calls gets them
+        fe.rx[0].set_avail_flags(0)
+    assert p.through([frame(60, 1)]) == [frame(60, 1)]
+    assert int(p.ports[1].status()["guest_calls"]) > 0
