@@ -17,6 +17,9 @@ instruction through an @intrinsic:
     compiler_barrier()       asm sideeffect "" ~{memory}
     atomic_or(a, i, v)       atomicrmw or ... monotonic (returns the old value)
     memcpy_u8(dst, doff, src, soff, n)   llvm.memcpy of n bytes (no overlap)
+    prefetch(a, i) / prefetch_w(a, i)    llvm.prefetch of a[i]'s cache line, to
+                             read / to write (a hint: never faults, so an
+                             index from a guest needs no check)
     rdtsc()                  llvm.readcyclecounter (Python: perf_counter_ns)
 
 Indices are not bounds-checked here: callers check them (STYLE: explicit
@@ -65,6 +68,14 @@ def atomic_or(a, i, v):
     old = a[i]
     a[i] = old | v
     return old
+
+
+def prefetch(a, i):
+    pass
+
+
+def prefetch_w(a, i):
+    pass
 
 
 def memcpy_u8(dst, doff, src, soff, n):
@@ -147,6 +158,25 @@ if JIT:
             return builder.call(fn, [])
         return types.int64(), codegen
 
+    def _prefetch_intr(rw):
+        def impl(typingctx, arr, idx):
+            def codegen(context, builder, sig, args):
+                ary = context.make_array(sig.args[0])(context, builder, args[0])
+                i = context.cast(builder, args[1], sig.args[1], types.intp)
+                # the address without a bounds check or wraparound: a prefetch never faults
+                p = builder.gep(builder.bitcast(ary.data, ir.IntType(8).as_pointer()),
+                                [builder.mul(i, context.get_constant(types.intp, _size(context, sig.args[0])))])
+                i32 = ir.IntType(32)
+                fnty = ir.FunctionType(ir.VoidType(), [p.type, i32, i32, i32])
+                fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+                builder.call(fn, [p, i32(rw), i32(3), i32(1)])
+                return context.get_dummy_value()
+            return types.void(arr, idx), codegen
+        return intrinsic(impl)
+
+    _i_prefetch = _prefetch_intr(0)
+    _i_prefetch_w = _prefetch_intr(1)
+
     @intrinsic
     def _i_memcpy(typingctx, dst, doff, src, soff, n):
         def codegen(context, builder, sig, args):
@@ -174,7 +204,8 @@ if JIT:
                          (fence_acquire, _i_fence_acquire), (fence_release, _i_fence_release),
                          (fence_seq_cst, _i_fence_seq_cst),
                          (compiler_barrier, _i_compiler_barrier),
-                         (memcpy_u8, _i_memcpy), (rdtsc, _i_rdtsc)):
+                         (memcpy_u8, _i_memcpy), (rdtsc, _i_rdtsc),
+                         (prefetch, _i_prefetch), (prefetch_w, _i_prefetch_w)):
         _simple_overload(_pyfn, _intr)
 
 
