@@ -124,3 +124,25 @@ def test_views_from_addresses():
     assert _views(tab) == 5 and x[1] == 8 and y[2] == 9
     assert list(I.view_i64_py(x.ctypes.data, 4)) == [0, 8, 2, 3]
     assert I.view_u8_py(y.ctypes.data, 5)[2] == 9
+
+
+@kernel
+def _prefetches(a, i):
+    I.prefetch(a, i)
+    I.prefetch_w(a, i)
+    return a[0]
+
+
+def test_prefetch_is_a_hint_that_never_faults():
+    """Kernels prefetch at indexes a guest chose (checked only on use): far
+    outside the array, even in unmapped memory, nothing happens."""
+    a = np.arange(4, dtype=np.int64)
+    for i in (0, 3, 4, -1, 1 << 40, -(1 << 40)):
+        assert _prefetches(a, i) == 0
+    assert list(a) == [0, 1, 2, 3]
+
+
+@pytest.mark.skipif(not JIT, reason="IR only exists when compiled")
+def test_prefetch_ir():
+    ir = _ir(_prefetches, np.zeros(4, np.int64), 1)
+    assert "llvm.prefetch" in ir and ", i32 0, i32 3, i32 1)" in ir and ", i32 1, i32 3, i32 1)" in ir
