@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from pyvswitch.core.pool import HEADROOM
 from pyvswitch.datapath import layout as L
-from pyvswitch.datapath.kernels.parse import parse_burst, parse_frame, parse_packet_ref
+from pyvswitch.datapath.kernels.parse import parse_burst, parse_frame, parse_packet_ref, reparse_frame
 
 from .packets import any_frame
 
@@ -29,6 +29,20 @@ def test_kernel_equals_twin(frame, in_port, fill):
     got, used = _kernel_key(frame, in_port, fill)
     want = parse_packet_ref(used, in_port)
     assert L.unpack_key(got) == L.unpack_key(want)
+
+
+@settings(max_examples=400, deadline=None)
+@given(any_frame, st.lists(st.integers(0, (1 << 64) - 1), min_size=L.KEY_WORDS, max_size=L.KEY_WORDS))
+def test_reparse_keeps_metadata_and_parses_the_rest(frame, words):
+    """A recirculated packet's key: the twin's key of the frame, with every
+    metadata bit (META_MASK) of the old key, whatever else the old key held."""
+    old = np.array(words, np.uint64)
+    key = old.copy()
+    b = np.frombuffer(frame, np.uint8)
+    reparse_frame(b, 0, len(frame), key)
+    in_port = int(old[L.W_IN_PORT] >> np.uint64(L.S_IN_PORT)) & 0xFFFF
+    want = (parse_packet_ref(frame, in_port) & ~L.META_MASK) | (old & L.META_MASK)
+    assert list(key) == list(want)
 
 
 @settings(max_examples=100, deadline=None)

@@ -171,12 +171,37 @@ def _parse_ipv6(b, p, end, key):
         _parse_l4(b, q, end, nh, True, key)
 
 
+# Words parsing assigns whole (not OR-ed in): they must hold no metadata, or
+# reparse_frame would overwrite it.
+for _w in (L.W_DL_DST, L.W_DL_SRC, L.W_IPV6_SRC_HI, L.W_IPV6_SRC_LO, L.W_IPV6_DST_HI,
+           L.W_IPV6_DST_LO, L.W_ARP_SHA, L.W_ARP_THA, L.W_ND_TARGET_HI, L.W_ND_TARGET_LO):
+    assert L.META_MASK[_w] == 0, _w
+
+
 @kernel(nrt=False)
 def parse_frame(b, off, length, in_port, key):
     """Fill key (uint64[KEY_WORDS]) from frame b[off:off+length]."""
     for w in range(KEY_WORDS):
         key[w] = np.uint64(0)
     _put(key, L.W_IN_PORT, L.S_IN_PORT, in_port & 0xFFFF)
+    _parse_headers(b, off, length, key)
+
+
+@kernel(nrt=False)
+def reparse_frame(b, off, length, key):
+    """A recirculated packet's key: its metadata bits (layout.META_MASK: in_port,
+    recirc_id, ct_*, tun_*, ...) kept, every other field parsed again from
+    b[off:off+length]. The same as parse_frame into a scratch key merged under
+    META_MASK, in one pass over the key."""
+    for w in range(KEY_WORDS):
+        key[w] &= L.META_MASK[w]
+    _parse_headers(b, off, length, key)
+
+
+@kernel(nrt=False)
+def _parse_headers(b, off, length, key):
+    """OR the header fields of b[off:off+length] into key, whose header bits
+    are zero."""
     if off < 0 or length <= 0 or off >= b.shape[0]:
         return
     end = off + min(length, b.shape[0] - off)

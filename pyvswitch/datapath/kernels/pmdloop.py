@@ -42,9 +42,9 @@ from pyvswitch.datapath.kernels import portio
 from pyvswitch.datapath.kernels.emc import emc_insert, emc_lookup
 from pyvswitch.datapath.kernels.execute import execute_actions, execute_actions_call, flush_touched, whole
 from pyvswitch.datapath.kernels.hash import hash_key
-from pyvswitch.datapath.kernels.parse import parse_burst, parse_frame
+from pyvswitch.datapath.kernels.parse import parse_burst, reparse_frame
 from pyvswitch.datapath.kernels.state import *  # noqa: F403 (constants)
-from pyvswitch.datapath.layout import KEY_WORDS, META_MASK, S_IN_PORT, S_TCP_FLAGS, W_IN_PORT, W_TCP_FLAGS
+from pyvswitch.datapath.layout import KEY_WORDS, S_IN_PORT, S_TCP_FLAGS, W_IN_PORT, W_TCP_FLAGS
 from pyvswitch.ports import io as pio
 
 
@@ -148,9 +148,7 @@ def drain_recirc(p, t, now):
             slot, off, length = b[RC_SLOT, i], b[RC_OFF, i], b[RC_LEN, i]
             key = p.keys[i]
             in_port = np.int64((key[W_IN_PORT] >> np.uint64(S_IN_PORT)) & np.uint64(0xFFFF))
-            parse_frame(p.pool[slot], off, length, in_port, p.rkey)
-            for w in range(KEY_WORDS):
-                key[w] = (p.rkey[w] & ~META_MASK[w]) | (key[w] & META_MASK[w])
+            reparse_frame(p.pool[slot], off, length, key)
             p.ctl[C_DEPTH] = b[RC_DEPTH, i]
             f = _lookup(p, t, key)
             if f < 0:

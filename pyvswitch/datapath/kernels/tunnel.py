@@ -23,6 +23,7 @@ import struct
 
 import numpy as np
 
+from pyvswitch.core.intrinsics import memcpy_u8
 from pyvswitch.core.jit import kernel
 from pyvswitch.proto.vxlan import (ETH_LEN, IP_LEN, UDP_LEN, VXLAN_FLAGS_I, VXLAN_HLEN,  # noqa: F401
                                    VXLAN_LEN, csum16 as _csum, vxlan_header)
@@ -67,8 +68,7 @@ def tnl_push(b, off, length, hdr, hdr_len, sport):
     if hdr_len != VXLAN_HLEN or off < hdr_len or length < 0:
         return -1
     new = off - hdr_len
-    for k in range(hdr_len):
-        b[new + k] = hdr[k]
+    memcpy_u8(b, new, hdr, 0, hdr_len)
     ip = new + ETH_LEN
     tot = length + IP_LEN + UDP_LEN + VXLAN_LEN
     _put16(b, ip + 2, tot)
