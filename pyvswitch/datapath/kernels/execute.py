@@ -128,26 +128,38 @@ def _now_ns(p):
 
 
 @kernel(nrt=False, inline=True)
-def _recirc(p, slot, off, length, key, rid, move):
-    """Queue the packet for another pass with recirc_id = rid; returns 1 if the
-    slot itself moved to the queue."""
+def _rcq_put(p, slot, off, length, move):
+    """The recirculation queue row for the packet's next pass (its key is the
+    caller's to write), or -1: too deep, queue full or no slot for the copy
+    (dropped, S_RECIRC_DROP). move: the slot itself goes, else a copy."""
     n = p.ctl[S.C_RCQ_N]
     depth = p.ctl[S.C_DEPTH]
     if depth >= MAX_RECIRC_DEPTH or n >= p.rcq_meta.shape[0]:
         p.stats[S.S_RECIRC_DROP] += 1
-        return 0
+        return -1
     if not move:
         slot = _copy_slot(p, slot, off, length)
         if slot < 0:
             p.stats[S.S_RECIRC_DROP] += 1
-            return 0
-    for w in range(p.rcq_key.shape[1]):
-        p.rcq_key[n, w] = key[w]
-    p.rcq_key[n, W_RECIRC] = (key[W_RECIRC] & ~np.uint64(0xFFFFFFFF)) | np.uint64(rid & 0xFFFFFFFF)
+            return -1
     m = p.rcq_meta[n]
     m[S.RC_SLOT], m[S.RC_OFF], m[S.RC_LEN], m[S.RC_DEPTH] = slot, off, length, depth + 1
     p.ctl[S.C_RCQ_N] = n + 1
     p.stats[S.S_RECIRC] += 1
+    return n
+
+
+@kernel(nrt=False, inline=True)
+def _recirc(p, slot, off, length, key, rid, move):
+    """Queue the packet for another pass with recirc_id = rid; returns 1 if the
+    slot itself moved to the queue."""
+    n = _rcq_put(p, slot, off, length, move)
+    if n < 0:
+        return 0
+    row = p.rcq_key[n]
+    for w in range(row.shape[0]):
+        row[w] = key[w]
+    row[W_RECIRC] = (key[W_RECIRC] & ~np.uint64(0xFFFFFFFF)) | np.uint64(rid & 0xFFFFFFFF)
     return 1 if move else 0
 
 
@@ -200,15 +212,20 @@ def _tnl_pop(p, slot, off, length, key, arg, move):
     if inner < 0:
         p.stats[S.S_TNL_POP_ERR] += 1
         return -1
-    t = p.tkey
-    for w in range(t.shape[0]):
-        t[w] = key[w] & ~META_MASK[w]
     o = p.tnl_out
-    t[W_IN_PORT] |= np.uint64(arg & 0xFFFF) << np.uint64(S_IN_PORT)
-    t[W_TUN_ID] = np.uint64(o[0])
-    t[W_TUN_ADDR] = np.uint64(o[1]) | (np.uint64(o[2]) << np.uint64(32))
-    rid = np.int64(key[W_RECIRC] & np.uint64(0xFFFFFFFF))
-    return _recirc(p, slot, inner, o[5], t, rid, move)
+    n = _rcq_put(p, slot, inner, o[5], move)
+    if n < 0:
+        return 0
+    # Fresh metadata (ct state, marks: cleared) but the tunnel's; the header
+    # bits do not matter, the next pass parses the inner frame again.
+    row = p.rcq_key[n]
+    for w in range(row.shape[0]):
+        row[w] = key[w] & ~META_MASK[w]
+    row[W_IN_PORT] |= np.uint64(arg & 0xFFFF) << np.uint64(S_IN_PORT)
+    row[W_TUN_ID] = np.uint64(o[0])
+    row[W_TUN_ADDR] = np.uint64(o[1]) | (np.uint64(o[2]) << np.uint64(32))
+    row[W_RECIRC] = (row[W_RECIRC] & ~np.uint64(0xFFFFFFFF)) | (key[W_RECIRC] & np.uint64(0xFFFFFFFF))
+    return 1 if move else 0
 
 
 @kernel(nrt=False)

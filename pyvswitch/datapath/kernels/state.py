@@ -28,7 +28,7 @@ object keeps those arrays referenced while their addresses are published.
     rcq_key[BURST, KEY_WORDS] uint64  packets to recirculate: key (metadata
     rcq_meta[BURST, RC_COLS] int64    and new recirc_id), slot, off, len,
                                       depth; ctl[C_RCQ_N] of them
-    tkey[KEY_WORDS] uint64 / tnl_out[8] int64   tnl_pop's new metadata / outer fields
+    tnl_out[8] int64                  tnl_pop's outer fields
     ct                                the connection table (conntrack/table.py)
     ct_out[8] int64 / ct_q[6] uint64  ct_process's results / scratch tuple
     xs[2 * n_slots] int64             split table (ports/io.py XS_*): a frame received by reference
@@ -81,7 +81,7 @@ RET_ITER, RET_GEN, RET_UPCALL, RET_STOP = 0, 1, 2, 3
 
 PmdState = namedtuple("PmdState", "pool free ctl stats rxq rowptr memptr qstats txmap touched tlist burst keys "
                                   "upq_key upq_meta pollfds timespec rxq_cycles rcq_key rcq_meta "
-                                  "tkey tnl_out ct ct_out ct_q xs")
+                                  "tnl_out ct ct_out ct_q xs")
 
 
 def new_state(pool, free_slots, max_rows=64, upq_len=64, ct=None):
@@ -100,7 +100,6 @@ def new_state(pool, free_slots, max_rows=64, upq_len=64, ct=None):
         pollfds=np.zeros((r + 1, 2), np.int32), timespec=np.zeros(2, np.int64),
         rxq_cycles=np.zeros(r, np.int64),
         rcq_key=np.zeros((BURST, KEY_WORDS), np.uint64), rcq_meta=np.zeros((BURST, RC_COLS), np.int64),
-        tkey=np.zeros(KEY_WORDS, np.uint64),
         tnl_out=np.zeros(8, np.int64), ct=CT.new_table(64) if ct is None else ct,
         ct_out=np.zeros(8, np.int64), ct_q=np.zeros(CT.T_WORDS, np.uint64),
         xs=np.zeros(2 * pool.shape[0], np.int64))
