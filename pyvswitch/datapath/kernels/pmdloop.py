@@ -11,6 +11,12 @@ vhost-user rows receive long frames by reference (state.py's split table):
 rx_done after the burst gives the guest its buffers back, so a frame that
 must outlive the burst (an upcall) is made whole first.
 
+Backpressure: an rxq is polled only while the upcall queue has room for
+UPQ_ROOM more entries (a burst's misses and those of its recirculations);
+otherwise the iteration ends early and the next one starts at that rxq. The
+packets wait in their rings meanwhile: a burst of new flows on many ports
+at once is upcalled, not dropped.
+
 It returns (RET_*) when: C_GEN differs from C_ACK (read with load_acquire:
 the control thread wants the PMD parked), C_STOP is set, the upcall queue is
 not empty at the end of an iteration, or C_MAX_ITER iterations passed.
@@ -275,7 +281,15 @@ def pmd_loop(p, t):
         now = _now_ns(p, t0)
         got = 0
         tj = t0
-        for j in range(p.ctl[C_NRXQ]):
+        nrxq = p.ctl[C_NRXQ]
+        start = p.ctl[C_RXQ_NEXT] if p.ctl[C_RXQ_NEXT] < nrxq else 0
+        for k in range(nrxq):
+            j = start + k if start + k < nrxq else start + k - nrxq
+            if p.upq_meta.shape[0] - p.ctl[C_UPQ_N] < min(UPQ_ROOM, p.upq_meta.shape[0]):
+                # the upcall queue could overflow: leave the packets in their
+                # rings until Python has answered, and start here next time
+                p.ctl[C_RXQ_NEXT] = j
+                break
             n = _poll_rxq(p, t, j, now)
             if n > 0:
                 t1 = rdtsc()

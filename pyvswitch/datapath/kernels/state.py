@@ -47,6 +47,8 @@ from pyvswitch.datapath.layout import KEY_WORDS
 from pyvswitch.ports import io as pio
 
 BURST = 32
+UPQ_LEN = 256       # upcall queue entries
+UPQ_ROOM = 2 * BURST   # free entries the PMD wants before it polls an rxq
 MAX_PORTS = 4096
 
 C_GEN, C_ACK, C_STOP, C_MAX_ITER, C_SLEEP_MAX_US, C_WAKE_FD, C_NRXQ = range(7)
@@ -55,6 +57,7 @@ C_FREE_TOP, C_IDLE_RUN, C_SLEEP_US, C_SPIN_POLLS, C_NTOUCHED, C_NPOLL = range(13
 C_FD_WAKES = 19     # 1 when every rxq has an fd that wakes ppoll: sleep longer
 C_RCQ_N = 20        # packets on the recirculation queue
 C_DEPTH = 21        # recirculation depth of the packet being executed
+C_RXQ_NEXT = 22     # the rxq the next iteration starts at (after backpressure)
 C_COLS = 24
 FD_SLEEP_MAX_US = 1_000_000   # sleep cap when fds wake the PMD (traffic does at once)
 
@@ -84,7 +87,7 @@ PmdState = namedtuple("PmdState", "pool free ctl stats rxq rowptr memptr qstats 
                                   "tnl_out ct ct_out ct_q xs")
 
 
-def new_state(pool, free_slots, max_rows=64, upq_len=64, ct=None):
+def new_state(pool, free_slots, max_rows=64, upq_len=UPQ_LEN, ct=None):
     """ct: the datapath's connection table (shared by its PMDs); a small
     private one when None (tests)."""
     r = max_rows
