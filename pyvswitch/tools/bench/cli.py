@@ -11,6 +11,8 @@
                             OVS-DPDK), memory per connection, security-group apply
     pvs-bench tunnels ...   one host at tunnel scale: 20,000 endpoints, 1M VNI
                             flows, 100,000 learned MACs; time, memory, correctness
+    pvs-bench pmd-cycles ... the PMD loop's cycles per packet, in process (a
+                            developer's measurement: no anchor switch)
     pvs-bench report ...    rewrite the result tables of docs/BENCHMARKS.md from
                             bench/results/*-latest.json (--check: only compare)
 
@@ -22,7 +24,7 @@ import importlib
 import sys
 
 COMMANDS = {"rfc2544": "rfc2544", "pvp": "pvp", "veth": "veth", "flows": "flows", "openflow": "openflow",
-            "conntrack": "ct_bench", "tunnels": "tnl_scale", "report": "report"}
+            "conntrack": "ct_bench", "tunnels": "tnl_scale", "pmd-cycles": "pmdcycles", "report": "report"}
 
 
 def main(argv=None):
