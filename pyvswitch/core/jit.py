@@ -13,8 +13,7 @@ memory, and LLVM never inlined even two-line helpers (parse._be48). With it,
 the PMD loop went from 420 to 275 cycles per 64-byte packet in-process
 (single thread, guests' rings hot in cache) and from 548 to 472 in the PVP
 benchmark; compiling every kernel (tools/warm.py) took 91 s instead of 85.
-`cold=True` opts out, for big slow-path kernels whose copies would only grow
-their callers. `inline=True` inlines at numba's IR level instead.
+`inline=True` inlines at numba's IR level instead.
 
 Kernels must be defined at module level: a kernel built inside a factory
 function never hits numba's on-disk cache (datapath-feasibility.md, sec. 1).
@@ -124,12 +123,10 @@ if JIT:
         def _index_key(self, sig, codegen):
             return super()._index_key(sig, codegen) + (deps_stamp(self._py_func),)
 
-    def kernel(fn=None, *, inline=False, nrt=True, cold=False):
+    def kernel(fn=None, *, inline=False, nrt=True):
         if fn is None:
-            return lambda f: kernel(f, inline=inline, nrt=nrt, cold=cold)
-        opts = {"inline": "always"} if inline else {}
-        if not inline and not cold:
-            opts["forceinline"] = True
+            return lambda f: kernel(f, inline=inline, nrt=nrt)
+        opts = {"inline": "always"} if inline else {"forceinline": True}
         if not nrt:
             opts["_nrt"] = False
         disp = numba.njit(nogil=True, cache=True, **opts)(fn)
@@ -142,7 +139,7 @@ else:
     # every thread: numpy's seterr is per thread).
     _warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
 
-    def kernel(fn=None, *, inline=False, nrt=True, cold=False):
+    def kernel(fn=None, *, inline=False, nrt=True):
         if fn is None:
             return lambda f: f
         return fn
