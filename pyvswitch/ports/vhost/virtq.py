@@ -232,28 +232,36 @@ def _read_chain(mem, v, head, hdr, dst, cap, split):
 
 
 @hot
+def _hint_desc(mem, v, a):
+    """mem offset of the descriptor that avail entry a names, for prefetching
+    only: the index is masked into the ring, not checked (that is done on use)."""
+    n, desc, avail = cw(mem, v + V_N), cw(mem, v + V_DESC), cw(mem, v + V_AVAIL)
+    return desc + 16 * (ld16(mem, avail + 4 + 2 * (a & (n - 1))) & (n - 1))
+
+
+@hot
 def _prefetch_descs(mem, v, last, k):
     """Start loading the descriptors of the next k avail entries: the guest
     wrote them on its own core, so each is a cache miss; issued together, the
     misses overlap instead of stalling one packet after the other."""
-    n, desc, avail = cw(mem, v + V_N), cw(mem, v + V_DESC), cw(mem, v + V_AVAIL)
     for j in range(k):
-        head = ld16(mem, avail + 4 + 2 * ((last + j) & (n - 1)))
-        prefetch(mem, desc + 16 * (head & (n - 1)))    # a hint: the index is checked on use
+        prefetch(mem, _hint_desc(mem, v, last + j))
 
 
 @hot
-def _prefetch_bufs(mem, v, last, k, skip):
-    """Then the first two cache lines past `skip` of the first buffer of each
-    of those chains (the frame's headers, all of a short frame)."""
-    n, desc, avail = cw(mem, v + V_N), cw(mem, v + V_DESC), cw(mem, v + V_AVAIL)
-    for j in range(k):
-        head = ld16(mem, avail + 4 + 2 * ((last + j) & (n - 1)))
-        o = desc + 16 * (head & (n - 1))
-        m = translate(mem, ld64(mem, o), 1)
-        if m >= 0:
-            prefetch(mem, m + skip)
-            prefetch(mem, m + skip + 64)
+def _prefetch_buf(mem, v, a, skip, write):
+    """Then the first two cache lines past `skip` of the first buffer of avail
+    entry a (the frame's headers, all of a short frame): to read it (rx) or
+    to write it (tx)."""
+    m = translate(mem, ld64(mem, _hint_desc(mem, v, a)), 1)
+    if m < 0:
+        return
+    if write:
+        prefetch_w(mem, m + skip)
+        prefetch_w(mem, m + skip + 64)
+    else:
+        prefetch(mem, m + skip)
+        prefetch(mem, m + skip + 64)
 
 
 @hot
@@ -295,7 +303,8 @@ def _rx(mem, io, pool, slots, offs, lens, n_max, qstats, xs, split):
     cap = np.int64(pool.shape[1]) - HEADROOM
     uidx = cw(mem, v + V_USED_IDX)
     _prefetch_descs(mem, v, last, min(navail, nmax - got))
-    _prefetch_bufs(mem, v, last, min(navail, nmax - got), hdr)
+    for j in range(min(navail, nmax - got)):
+        _prefetch_buf(mem, v, last + j, hdr, False)
     taken, nsplit = 0, 0
     while taken < navail and got < nmax:
         head = ld16(mem, avail + 4 + 2 * (last & (n - 1)))
@@ -396,20 +405,7 @@ def _put_stream(mem, m, c, spos, hdr, src, soff, hl, xsrc, v):
         memcpy_u8(mem, m + k, xsrc, f - hl, c - k)
 
 
-TX_AHEAD = 2                  # _deliver prefetches the buffer this many frames ahead
-
-
-@hot
-def _prefetch_rx_buf(mem, v, a):
-    """Start the write miss on the first buffer of avail entry a of a guest RX
-    ring (its header and first bytes: all of a short frame), whose descriptor
-    _hold prefetched: the guest's core last wrote those lines."""
-    n, desc, avail = cw(mem, v + V_N), cw(mem, v + V_DESC), cw(mem, v + V_AVAIL)
-    head = ld16(mem, avail + 4 + 2 * (a & (n - 1)))
-    m = translate(mem, ld64(mem, desc + 16 * (head & (n - 1))), 1)
-    if m >= 0:
-        prefetch_w(mem, m)
-        prefetch_w(mem, m + 64)
+TX_AHEAD = 2                  # _deliver starts the write miss on the buffer this many frames ahead
 
 
 @hot
@@ -443,7 +439,7 @@ def _deliver_one(mem, v, n, desc, avail, last, uidx, hdr, total, src, soff, hl, 
     _put_used(mem, v, uidx, head, total)
     cset(mem, v + V_LAST_AVAIL, last + 1)
     cset(mem, v + V_USED_IDX, uidx + 1)
-    _prefetch_rx_buf(mem, v, last + 1 + TX_AHEAD)
+    _prefetch_buf(mem, v, last + 1 + TX_AHEAD, 0, True)
     return True
 
 
@@ -520,7 +516,7 @@ def _deliver(mem, v, src, soff, hl, xsrc, length):
     cset(mem, v + V_USED_IDX, uidx + nbufs)
     if bad >= 0:
         return -1 - bad
-    _prefetch_rx_buf(mem, v, last + nbufs + TX_AHEAD)
+    _prefetch_buf(mem, v, last + nbufs + TX_AHEAD, 0, True)
     return nbufs
 
 
@@ -567,7 +563,7 @@ def _hold(mem, io, w):
         last = cw(mem, v + V_LAST_AVAIL)
         _prefetch_descs(mem, v, last, 32)
         for a in range(TX_AHEAD):
-            _prefetch_rx_buf(mem, v, last + a)
+            _prefetch_buf(mem, v, last + a, 0, True)
     return True
 
 
