@@ -74,20 +74,21 @@ def on_cpu(cpu, fn):
 
 
 class Rig:
-    """A datapath with vhost-user ports 1 and 2 and a front-end on each."""
+    """A datapath with vhost-user ports 1 and 2 and a front-end on each; the
+    upcall handler answers every miss (tests use it too)."""
 
-    def __init__(self, rundir, flows, pmd_cpu):
+    def __init__(self, rundir, upcall, pmd_cpus=None, mtu=1500, sleep_max_us=1000):
         from pyvswitch.datapath.dpif import Dpif
         from pyvswitch.ports.vhost.frontend import VirtioUser
         from pyvswitch.ports.vhost.port import VhostUserPort
-        self.dp = Dpif("br-cycles", rundir, pmd_cpus=[pmd_cpu])
-        self.dp.set_upcall_handler(lambda keys, in_ports, pk: [(actions(flows, int(ip)), MASK)
-                                                               for ip in in_ports])
+        self.dp = Dpif("br-cycles", rundir, pmd_cpus=pmd_cpus, sleep_max_us=sleep_max_us)
+        self.dp.set_upcall_handler(upcall)
         self.ports, self.fes = [], []
         for i in range(2):
             p = VhostUserPort(f"vhu{i}", {"vhost-sock-dir": rundir})
             p.quiesce = self.dp.quiesce
             p.open()
+            p.set_mtu(mtu)
             self.dp.add_port(p, i + 1)
             self.ports.append(p)
         for p in self.ports:
@@ -100,7 +101,7 @@ class Rig:
                 raise RuntimeError("the vhost-user ports did not come up")
             time.sleep(0.01)
 
-    def through(self, frame, timeout):
+    def first_frame(self, frame, timeout):
         """One frame port 1 -> port 2 (installs the megaflows); True if it came."""
         self.fes[0].send([frame])
         end = time.monotonic() + timeout
@@ -159,9 +160,10 @@ def main(argv=None):
     os.sched_setaffinity(0, {a.pmd_cpu})
     frame = udp_frame(a.size)
     with tempfile.TemporaryDirectory(prefix="pvs-cycles-") as d:
-        rig = Rig(d, a.flows, a.pmd_cpu)
+        rig = Rig(d, lambda keys, in_ports, pk: [(actions(a.flows, int(ip)), MASK) for ip in in_ports],
+                  pmd_cpus=[a.pmd_cpu])
         try:
-            if not rig.through(frame, timeout=600):        # a cold numba cache compiles first
+            if not rig.first_frame(frame, timeout=600):        # a cold numba cache compiles first
                 print("pvs-bench pmd-cycles: the first frame did not cross", file=sys.stderr)
                 return 1
             got = measure(rig, frame, a.reps, None if a.same_core else a.guest_cpu)

@@ -12,41 +12,26 @@ import time
 import pytest
 
 from pyvswitch.datapath import layout as DL
-from pyvswitch.datapath.dpif import Dpif
 from pyvswitch.ports.dummy import DummyPort
-from pyvswitch.ports.vhost.frontend import VirtioUser
-from pyvswitch.ports.vhost.port import VhostUserPort
+from pyvswitch.tools.bench.pmdcycles import Rig
 
 from .conftest import frame
 
 IN_PORT_MASK = DL.pack_key({"in_port": 0xFFFF})
 
 
-class Pair:
-    """Dpif with vhost ports 1 and 2, flows 1 <-> 2, a front-end on each."""
+class Pair(Rig):
+    """Dpif with vhost ports 1 and 2, flows 1 <-> 2, a front-end on each
+    (pvs-bench pmd-cycles' rig, with these actions)."""
 
     def __init__(self, tmp_path, mtu=1500, sleep_max_us=1000):
-        self.dp = Dpif("br-vh", str(tmp_path), sleep_max_us=sleep_max_us)
         self.actions = lambda ip: [("output", 3 - ip)]     # in_port -> datapath actions
         self.upcalls = 0
 
         def upcall(keys, in_ports, pk):
             self.upcalls += len(pk)
             return [(self.actions(int(ip)), IN_PORT_MASK) for ip in in_ports]
-        self.dp.set_upcall_handler(upcall)
-        self.ports, self.fes = [], []
-        for i in range(2):
-            p = VhostUserPort(f"vhu{i}", {"vhost-sock-dir": str(tmp_path)})
-            p.quiesce = self.dp.quiesce
-            p.open()
-            p.set_mtu(mtu)
-            assert self.dp.add_port(p, i + 1) == i + 1
-            self.ports.append(p)
-        for p in self.ports:
-            fe = VirtioUser(p.path)
-            fe.start()
-            self.fes.append(fe)
-        assert wait(lambda: all(p.link_up() for p in self.ports))
+        super().__init__(str(tmp_path), upcall, mtu=mtu, sleep_max_us=sleep_max_us)
         # a cold numba cache compiles the PMD loop on its first call: wait it out
         assert self.through([frame(60, 99)], timeout=300) == [frame(60, 99)]
         assert self.through([frame(60, 98)], src=1) == [frame(60, 98)]
@@ -59,13 +44,6 @@ class Pair:
         while len(got) < len(frames) and time.monotonic() < end:
             got += dst.recv()
         return got
-
-    def close(self):
-        for fe in self.fes:
-            fe.close()
-        self.dp.close()
-        for p in self.ports:
-            p.close()
 
 
 def wait(fn, timeout=10.0):
