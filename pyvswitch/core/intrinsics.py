@@ -21,6 +21,8 @@ instruction through an @intrinsic:
                              read / to write (a hint: never faults, so an
                              index from a guest needs no check)
     rdtsc()                  llvm.readcyclecounter (Python: perf_counter_ns)
+    mum(a, b)                the 128-bit product of two uint64, its high half
+                             XOR its low half (one `mul`: a hash's mixing step)
 
 Indices are not bounds-checked here: callers check them (STYLE: explicit
 bounds checks in the kernel). From Python, call `read_tsc()` to get the same
@@ -85,6 +87,14 @@ def memcpy_u8(dst, doff, src, soff, n):
 
 def rdtsc():
     return time.perf_counter_ns()
+
+
+_M64 = (1 << 64) - 1
+
+
+def mum(a, b):
+    p = int(a) * int(b)
+    return np.uint64((p >> 64) ^ (p & _M64))
 
 
 if JIT:
@@ -188,6 +198,16 @@ if JIT:
             return context.get_dummy_value()
         return types.void(dst, doff, src, soff, n), codegen
 
+    @intrinsic
+    def _i_mum(typingctx, a, b):
+        def codegen(context, builder, sig, args):
+            i64, i128 = ir.IntType(64), ir.IntType(128)
+            x = builder.zext(context.cast(builder, args[0], sig.args[0], types.uint64), i128)
+            y = builder.zext(context.cast(builder, args[1], sig.args[1], types.uint64), i128)
+            p = builder.mul(x, y)
+            return builder.xor(builder.trunc(builder.lshr(p, i128(64)), i64), builder.trunc(p, i64))
+        return types.uint64(a, b), codegen
+
     def _simple_overload(pyfn, intr):
         # An overload whose implementation forwards its arguments to `intr`.
         nargs = pyfn.__code__.co_argcount
@@ -205,7 +225,7 @@ if JIT:
                          (fence_seq_cst, _i_fence_seq_cst),
                          (compiler_barrier, _i_compiler_barrier),
                          (memcpy_u8, _i_memcpy), (rdtsc, _i_rdtsc),
-                         (prefetch, _i_prefetch), (prefetch_w, _i_prefetch_w)):
+                         (prefetch, _i_prefetch), (prefetch_w, _i_prefetch_w), (mum, _i_mum)):
         _simple_overload(_pyfn, _intr)
 
 

@@ -146,3 +146,24 @@ def test_prefetch_is_a_hint_that_never_faults():
 def test_prefetch_ir():
     ir = _ir(_prefetches, np.zeros(4, np.int64), 1)
     assert "llvm.prefetch" in ir and ", i32 0, i32 3, i32 1)" in ir and ", i32 1, i32 3, i32 1)" in ir
+
+
+@kernel
+def _mum(a, b):
+    return I.mum(a, b)
+
+
+def test_mum_is_the_folded_128_bit_product():
+    """Compiled and in Python: high half XOR low half of a * b."""
+    m = (1 << 64) - 1
+    for a, b in ((0, 0), (1, 1), (m, m), (m, 2), (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9), (1 << 63, 3)):
+        p = a * b
+        want = (p >> 64) ^ (p & m)
+        assert int(_mum(np.uint64(a), np.uint64(b))) == want
+        assert int(I.mum(np.uint64(a), np.uint64(b))) == want
+
+
+@pytest.mark.skipif(not JIT, reason="IR only exists when compiled")
+def test_mum_ir():
+    ir = _ir(_mum, np.uint64(3), np.uint64(5))
+    assert "mul i128" in ir or "mul nuw i128" in ir
