@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from pyvswitch.core.pool import HEADROOM
 from pyvswitch.datapath import layout as L
-from pyvswitch.datapath.kernels.parse import parse_burst, parse_frame, parse_packet_ref, reparse_frame
+from pyvswitch.datapath.kernels.parse import meta_of, parse_burst, parse_frame, parse_packet_ref, reparse_frame
 
 from .packets import any_frame
 
@@ -37,8 +37,9 @@ def test_reparse_keeps_metadata_and_parses_the_rest(frame, words):
     """A recirculated packet's key: the twin's key of the frame, with every
     metadata bit (META_MASK) of the old key, whatever else the old key held."""
     old = np.array(words, np.uint64)
-    key = old.copy()
+    key = np.array([(1 << 64) - 1] * L.KEY_WORDS, np.uint64)   # whatever it held
     b = np.frombuffer(frame, np.uint8)
+    meta_of(old, key)
     reparse_frame(b, 0, len(frame), key)
     in_port = int(old[L.W_IN_PORT] >> np.uint64(L.S_IN_PORT)) & 0xFFFF
     want = (parse_packet_ref(frame, in_port) & ~L.META_MASK) | (old & L.META_MASK)

@@ -48,9 +48,9 @@ from pyvswitch.datapath.kernels import portio
 from pyvswitch.datapath.kernels.emc import emc_insert, emc_lookup
 from pyvswitch.datapath.kernels.execute import execute_actions, execute_actions_call, flush_touched, whole
 from pyvswitch.datapath.kernels.hash import hash_key
-from pyvswitch.datapath.kernels.parse import parse_burst, reparse_frame
+from pyvswitch.datapath.kernels.parse import meta_of, parse_burst, reparse_frame
 from pyvswitch.datapath.kernels.state import *  # noqa: F403 (constants)
-from pyvswitch.datapath.layout import KEY_WORDS, S_IN_PORT, S_TCP_FLAGS, W_IN_PORT, W_TCP_FLAGS
+from pyvswitch.datapath.layout import S_IN_PORT, S_TCP_FLAGS, W_IN_PORT, W_TCP_FLAGS
 from pyvswitch.ports import io as pio
 
 
@@ -145,8 +145,7 @@ def drain_recirc(p, t, now):
     while p.ctl[C_RCQ_N] > 0:
         n = p.ctl[C_RCQ_N]
         for i in range(n):
-            for w in range(KEY_WORDS):
-                p.keys[i, w] = p.rcq_key[i, w]
+            meta_of(p.rcq_key[i], p.keys[i])
             for c in range(RC_COLS):
                 b[c, i] = p.rcq_meta[i, c]
         p.ctl[C_RCQ_N] = 0
