@@ -539,7 +539,10 @@ def _tx_vring(mem, io):
     ntx = cw(mem, G_NTXV)
     if ntx <= 0 or ntx > MAX_QP:
         return -1
-    ring = cw(mem, TXMAP_BASE + (io[X_TXHINT] & 0x7FFFFFFF) % ntx)
+    q = io[X_TXHINT] & 0x7FFFFFFF
+    if q >= ntx:                          # a division per packet costs ~25 cycles: only when needed
+        q %= ntx
+    ring = cw(mem, TXMAP_BASE + q)
     if ring < 0 or ring >= MAX_VRINGS:
         return -1
     return VR_BASE + ring * VR_WORDS
