@@ -37,6 +37,8 @@ Every index derived from ring contents is checked before use.
 
 import numpy as np
 
+from pyvswitch.core.jit import kernel
+
 # port types, as the PMD dispatches them
 PT_NONE = 0
 PT_DUMMY = 1
@@ -72,6 +74,7 @@ IO_FD_ARM = -2       # IO_FD of rows that rx_arm before the PMD sleeps
 # PMD's xs array): xs[2 * slot + XS_HDR] bytes of the frame are in the slot (0:
 # all of it), the rest at address xs[2 * slot + XS_ADDR] until the burst ends.
 XS_HDR, XS_ADDR = 0, 1
+HDR_NEED = 14 + 4 + 60 + 60   # Ethernet, one VLAN tag, IPv4 with options, TCP with options
 ARM_NO_FD, ARM_IDLE, ARM_BUSY = -1, -2, -3
 
 # per-queue statistics columns (int64)
@@ -88,6 +91,28 @@ Q_COLS = 9
 
 Q_NAMES = ("rx_packets", "rx_bytes", "rx_dropped", "rx_errors",
            "tx_packets", "tx_bytes", "tx_dropped", "tx_errors", "ovs_tx_mtu_exceeded_drops")
+
+
+@kernel(nrt=False)
+def headers_fit(b, o, n):
+    """True if every byte the parser and conntrack read of the frame at b[o:]
+    lies in b[o:o+n]: IPv4 or IPv6 (one VLAN tag at most) carrying TCP or UDP
+    with no IPv6 extension header, and n >= HDR_NEED. Only such a frame may be
+    held by reference with n bytes in its slot (the split table)."""
+    if n < HDR_NEED:
+        return False
+    et = (np.int64(b[o + 12]) << 8) | b[o + 13]
+    ip = o + 14
+    if et == 0x8100:
+        et = (np.int64(b[o + 16]) << 8) | b[o + 17]
+        ip += 4
+    if et == 0x0800:
+        proto = b[ip + 9]
+    elif et == 0x86DD:
+        proto = b[ip + 6]
+    else:
+        return False
+    return proto == 6 or proto == 17
 
 
 def new_io_row(port_type, dp_port=0, queue=0, fd=-1):

@@ -2,8 +2,9 @@
 
 The packet is pool[slot, off:off+length], or, held by reference (vhost-user
 receive, state.py's split table), its headers there and the rest in the
-guest's buffer: output sends it as it is, actions that rewrite or keep it
-make it whole first (`whole`). push_vlan moves the 12 MAC bytes
+guest's buffer: output sends it as it is, tnl_push and tnl_pop change only
+the slot's part (the VXLAN loop copies a long payload once, guest to guest),
+actions that rewrite or keep it make it whole first (`whole`). push_vlan moves the 12 MAC bytes
 4 bytes back into the headroom and writes the tag (no room: the packet is
 dropped, S_LOST); pop_vlan moves them forward; set_vlan/set_eth rewrite in
 place; set (a masked header field, with checksum updates) is setfield.py's;
@@ -42,13 +43,14 @@ from pyvswitch.datapath.kernels import tunnel as TN
 from pyvswitch.datapath.layout import (MAX_RECIRC_DEPTH, META_MASK, S_IN_PORT, W_DL_DST, W_DL_SRC,
                                        W_IN_PORT, W_NW_ADDR, W_RECIRC, W_TP, W_TUN_ADDR,
                                        W_TUN_ID)
-from pyvswitch.ports.io import IO_COLS, XS_ADDR, XS_HDR
+from pyvswitch.ports.io import IO_COLS, XS_ADDR, XS_HDR, headers_fit
 
 W_CT, S_CT_STATE, S_CT_ZONE = L.FIELDS["ct_state"][0], L.FIELDS["ct_state"][1], L.FIELDS["ct_zone"][1]
 CT_KEY_MASK = np.uint64(((1 << 8) - 1) << S_CT_STATE | ((1 << 16) - 1) << S_CT_ZONE)
 assert L.FIELDS["ct_zone"][0] == W_CT and L.FIELDS["ct_mark"] == (W_RECIRC, 32, 32)
 
 VLAN_CFI = 0x1000
+POP_READS = TN.ETH_LEN + 60 + TN.UDP_LEN + TN.VXLAN_LEN      # the most tnl_pop reads: IPv4 with options
 
 
 @kernel(nrt=False, inline=True)
@@ -206,12 +208,24 @@ def _flow_hash(key):
 def _tnl_pop(p, slot, off, length, key, arg, move):
     """Strip the outer headers, set the tunnel metadata and in_port, and give
     the inner frame another pass (returns 1 if the slot moved, -1 if the frame
-    is no VXLAN packet for this port: it is dropped)."""
+    is no VXLAN packet for this port: it is dropped). A frame held by
+    reference stays so when the slot itself moves on and the inner frame's
+    headers are in the slot's part (io.headers_fit); else it is made whole."""
+    hl = p.xs[2 * slot + XS_HDR]
+    if hl > 0 and (not move or hl < POP_READS):
+        whole(p, slot, off, length)
+        hl = 0
     dst_port = (arg >> 16) & 0xFFFF
     inner = TN.tnl_pop(p.pool[slot], off, length, dst_port, p.tnl_out)
     if inner < 0:
         p.stats[S.S_TNL_POP_ERR] += 1
         return -1
+    if hl > 0:
+        rest = hl - (inner - off)
+        if headers_fit(p.pool[slot], inner, rest):
+            p.xs[2 * slot + XS_HDR] = rest
+        else:
+            whole(p, slot, off, length)
     o = p.tnl_out
     n = _rcq_put(p, slot, inner, o[5], move)
     if n < 0:
@@ -260,7 +274,8 @@ def _needs_whole(op):
     themselves (userspace, clone). The rest move or rewrite bytes past them."""
     return not (op == A.OP_OUTPUT or op == A.OP_CT or op == A.OP_CT_CLEAR or op == A.OP_RECIRC
                 or op == A.OP_METER or op == A.OP_SET_ETH_SRC or op == A.OP_SET_ETH_DST
-                or op == A.OP_SET_VLAN or op == A.OP_USERSPACE or op == A.OP_CLONE)
+                or op == A.OP_SET_VLAN or op == A.OP_USERSPACE or op == A.OP_CLONE
+                or op == A.OP_TNL_PUSH or op == A.OP_TNL_POP)
 
 
 @kernel(nrt=False, inline=True)
@@ -356,6 +371,8 @@ def execute_actions(p, acts, a_off, a_len, slot, off, length, key, in_port):
                     p.stats[S.S_TNL_PUSH_ERR] += 1
                     ok = False
                 else:
+                    if p.xs[2 * slot + XS_HDR] > 0:
+                        p.xs[2 * slot + XS_HDR] += off - new     # the outer header joins the slot's part
                     length += off - new
                     off = new
         elif op == A.OP_CT:

@@ -164,30 +164,11 @@ def publish(mem, v):
 
 
 @hot
-def _splittable(b, o):
-    """True if the frame at b[o:] is IPv4 or IPv6 (one VLAN tag at most) carrying
-    TCP or UDP with no IPv6 extension header: then every byte the parser and
-    conntrack read lies in the first SPLIT_HDR bytes (14 + 4 + 60 + 60 < 192)."""
-    et = (np.int64(b[o + 12]) << 8) | b[o + 13]
-    ip = o + 14
-    if et == 0x8100:
-        et = (np.int64(b[o + 16]) << 8) | b[o + 17]
-        ip += 4
-    if et == 0x0800:
-        proto = b[ip + 9]
-    elif et == 0x86DD:
-        proto = b[ip + 6]
-    else:
-        return False
-    return proto == 6 or proto == 17
-
-
-@hot
 def _read_chain(mem, v, head, hdr, dst, cap, split):
     """Copy a TX chain (minus hdr bytes) to dst[HEADROOM:]; (length or -1-E_*,
     bytes in dst, mem offset of the rest). With split, a frame of at least
     SPLIT_MIN bytes whose last buffer holds everything past SPLIT_HDR and whose
-    headers fit (_splittable) is copied only up to SPLIT_HDR: the rest stays in
+    headers fit (io.headers_fit) is copied only up to SPLIT_HDR: the rest stays in
     the guest's buffer (returned to the guest once the burst is processed)."""
     n, desc = cw(mem, v + V_N), cw(mem, v + V_DESC)
     idx, hops, skip, pos = head, 0, hdr, 0
@@ -217,7 +198,7 @@ def _read_chain(mem, v, head, hdr, dst, cap, split):
             elif split and last and pos < SPLIT_HDR and pos + c >= SPLIT_MIN:
                 k = SPLIT_HDR - pos
                 memcpy_u8(dst, HEADROOM + pos, mem, m + s, k)
-                if _splittable(dst, HEADROOM):
+                if pio.headers_fit(dst, HEADROOM, SPLIT_HDR):
                     return pos + c, SPLIT_HDR, m + s + k
                 memcpy_u8(dst, HEADROOM + SPLIT_HDR, mem, m + s + k, c - k)
             else:

@@ -13,6 +13,7 @@ import pytest
 
 from pyvswitch.datapath import layout as DL
 from pyvswitch.ports.dummy import DummyPort
+from pyvswitch.tools.bench import pmdcycles as PC
 from pyvswitch.tools.bench.pmdcycles import Rig
 
 from .conftest import frame
@@ -206,6 +207,44 @@ def test_output_to_a_port_that_needs_the_frame_whole(pair):
     finally:
         p.dp.del_port(3)
         d.close()
+
+
+def test_vxlan_loop_keeps_frames_by_reference(pair):
+    """tnl_push writes the outer header into the slot's part and tnl_pop takes
+    it off again: a long frame crosses the VXLAN loop (pvs-bench pvp --flows
+    vxlan) held by reference, and arrives byte for byte."""
+    p = pair()
+    p.actions = lambda ip: PC.actions("vxlan", ip)
+    p.dp.flow_flush()
+    frames = [ip_frame(n, i, proto, v6, vlan) for i, (n, proto, v6, vlan) in enumerate(
+        [(1514, 17, False, False), (1514, 6, True, False), (400, 6, False, True), (1000, 6, False, False)])]
+    p.through(frames)                                        # the first ones wait for upcalls
+    before = _split_copies(p)
+    by_ref = _by_ref(p.ports[0])
+    assert p.through(frames) == frames
+    assert _by_ref(p.ports[0]) == by_ref + len(frames) and _split_copies(p) == before
+
+
+def test_tnl_pop_of_a_frame_that_goes_on_makes_it_whole(pair):
+    """tnl_pop before more actions leaves the outer frame to them: the frame
+    is made whole first (the recirculated copy and the original each whole)."""
+    p = pair()
+    p.actions = lambda ip: ([("tnl_push", PC.TNL_PORT, PC.HDR, 3), ("tnl_pop", PC.TNL_PORT, 4789), ("output", 2)]
+                            if ip == 1 else [("output", 2 if ip == PC.TNL_PORT else 1)])
+    p.dp.flow_flush()
+    f = ip_frame(1200, 21)
+
+    def both():
+        got = p.through([f], timeout=2)
+        wait(lambda: got.extend(p.fes[1].recv()) or len(got) >= 2, timeout=5)
+        return got
+    both()                                                   # the first ones wait for upcalls
+    before = _split_copies(p)
+    got = both()
+    assert len(got) == 2 and f in got
+    outer = [g for g in got if g != f][0]
+    assert outer[50:] == f and outer[:12] == PC.HDR[:12] and outer[42:50] == PC.HDR[42:50]
+    assert _split_copies(p) == before + 1
 
 
 def test_polling_front_end_gets_no_calls(pair):
