@@ -13,6 +13,8 @@
                             flows, 100,000 learned MACs; time, memory, correctness
     pvs-bench pmd-cycles ... the PMD loop's cycles per packet, in process (a
                             developer's measurement: no anchor switch)
+    pvs-bench pmd-profile ... where those cycles go, by source line (perf
+                            timer samples on the PMD's core, numba debug info)
     pvs-bench report ...    rewrite the result tables of docs/BENCHMARKS.md from
                             bench/results/*-latest.json (--check: only compare)
 
@@ -24,7 +26,8 @@ import importlib
 import sys
 
 COMMANDS = {"rfc2544": "rfc2544", "pvp": "pvp", "veth": "veth", "flows": "flows", "openflow": "openflow",
-            "conntrack": "ct_bench", "tunnels": "tnl_scale", "pmd-cycles": "pmdcycles", "report": "report"}
+            "conntrack": "ct_bench", "tunnels": "tnl_scale", "pmd-cycles": "pmdcycles",
+            "pmd-profile": "pmdprofile", "report": "report"}
 
 
 def main(argv=None):
