@@ -159,7 +159,23 @@ def register(sw, reg):
         reg(f"tnl/{ns}/set", "BRIDGE IP MAC", 3, 3, lambda a: _neigh_set(sw, a))
         reg(f"tnl/{ns}/flush", "", 0, 0, lambda a: _neigh_flush(sw))
     reg("tnl/ports/show", "", 0, 1, lambda a: _ports_show(sw))
-    reg("tnl/drops/show", "", 0, 0, lambda a: _locked(sw, sw.tnl.drops_show))
+    reg("tnl/drops/show", "", 0, 0, lambda a: _locked(sw, lambda: _drops_show(sw)))
+
+
+def _drops_show(sw):
+    """Tunnel drops by reason, then the frames ports dropped for their MTU: an
+    encapsulated frame longer than the underlay's MTU is not fragmented and
+    no ICMP goes back, whatever its DF bit (as OVS's userspace datapath)."""
+    per_port = []
+    for br in sw.bridges.values():
+        for name, iface in sorted(br.ifaces.items()):
+            if iface.dp_port < 0 and not callable(getattr(iface.port, "counters", None)):
+                continue
+            n = int(br.iface_stats(iface).get("ovs_tx_mtu_exceeded_drops", 0))
+            if n:
+                per_port.append((name, n))
+    return (sw.tnl.drops_show() + f"mtu_exceeded: {sum(n for _, n in per_port)}\n"
+            + "".join(f"  {name}: {n}\n" for name, n in per_port))
 
 
 def _locked(sw, fn):

@@ -262,7 +262,8 @@ def _mtu_drops(h):
 def test_frame_too_big_for_the_underlay_is_counted(topo):
     """An inner 1500-byte packet needs a 1564-byte underlay frame: with the uplink's
     MTU lowered to 1500 it is dropped and counted by name on the uplink
-    (ovs_tx_mtu_exceeded_drops, as OVS-DPDK names it); small packets still pass."""
+    (ovs_tx_mtu_exceeded_drops, as OVS-DPDK names it) and in tnl/drops/show;
+    small packets still pass."""
     lab, hosts = topo
     ha = hosts["a"]
     ga1 = ns(lab, "ga1")
@@ -271,6 +272,9 @@ def test_frame_too_big_for_the_underlay_is_counted(topo):
         before = _mtu_drops(ha)
         assert not ping(ga1, GUESTS[("b", 1)], count=3, size=1472)
         wait_for(lambda: _mtu_drops(ha) >= before + 3, 30, "the MTU drops in the uplink's statistics")
+        drops = ha.appctl("tnl/drops/show")                  # and in appctl, by port
+        total = int(drops.split("mtu_exceeded: ")[1].split()[0])
+        assert total >= before + 3 and f"  ua: {_mtu_drops(ha)}" in drops, drops
         assert ping(ga1, GUESTS[("b", 1)], count=2)
     finally:
         ha.vsctl("set", "Interface", "ua", "mtu_request=1550")
