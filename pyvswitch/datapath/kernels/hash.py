@@ -43,19 +43,19 @@ def _final(h):
     return h ^ (h >> S31)
 
 
+def _final_ref(h):
+    h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & MASK64
+    return h ^ (h >> 31)
+
+
 def _secrets(n, x=0x243F6A8885A308D3):
-    """n 64-bit constants from a splitmix64 stream (pi's first digits as seed)."""
-    out = []
-    for _ in range(n):
-        x = (x + 0x9E3779B97F4A7C15) & MASK64
-        z = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-        out.append(z ^ (z >> 31))
-    return out
+    """n 64-bit constants: a splitmix64 stream (pi's first digits as seed)."""
+    return [_final_ref((x + k * 0x9E3779B97F4A7C15) & MASK64) for k in range(1, n + 1)]
 
 
-PAIRS = (KEY_WORDS + 1) // 2
-SECRET = np.array(_secrets(2 * PAIRS), np.uint64)      # one per word (and one for an odd word's partner)
+assert KEY_WORDS % 2 == 0, "hash_key takes the key's words in pairs"
+SECRET = np.array(_secrets(KEY_WORDS), np.uint64)      # one per word
 
 
 @kernel(nrt=False)
@@ -63,8 +63,6 @@ def hash_key(key):
     h = M1
     for i in range(KEY_WORDS // 2):
         h += mum(key[2 * i] ^ SECRET[2 * i], key[2 * i + 1] ^ SECRET[2 * i + 1])
-    if KEY_WORDS % 2:
-        h += mum(key[KEY_WORDS - 1] ^ SECRET[KEY_WORDS - 1], SECRET[KEY_WORDS])
     return mum(h ^ M2, M3)
 
 
@@ -79,12 +77,6 @@ def hash_masked(key, mask, seed):
     return _final(h)
 
 
-def _final_ref(h):
-    h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & MASK64
-    return h ^ (h >> 31)
-
-
 def _words_ref(h, words):
     for w in words:
         h = ((h ^ w) * 0x9E3779B97F4A7C15) & MASK64
@@ -92,21 +84,12 @@ def _words_ref(h, words):
     return h
 
 
-def _mum_ref(a, b):
-    p = a * b
-    return (p >> 64) ^ (p & MASK64)
-
-
 def hash_key_ref(key):
-    words = [int(w) for w in key]
-    sec = [int(x) for x in SECRET]
-    if len(words) % 2:
-        words.append(None)
+    w = [int(x) ^ int(k) for x, k in zip(key, SECRET)]
     h = int(M1)
-    for i in range(0, len(words), 2):
-        b = sec[i + 1] if words[i + 1] is None else words[i + 1] ^ sec[i + 1]
-        h = (h + _mum_ref(words[i] ^ sec[i], b)) & MASK64
-    return _mum_ref(h ^ int(M2), int(M3))
+    for i in range(0, len(w), 2):
+        h = (h + int(mum(w[i], w[i + 1]))) & MASK64
+    return int(mum(h ^ int(M2), int(M3)))
 
 
 def hash_masked_ref(key, mask, seed):
