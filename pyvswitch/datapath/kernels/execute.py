@@ -4,8 +4,8 @@ The packet is pool[slot, off:off+length], or, held by reference (vhost-user
 receive, state.py's split table), its headers there and the rest in the
 guest's buffer: output sends it as it is, tnl_push and tnl_pop change only
 the slot's part (the VXLAN loop copies a long payload once, guest to guest),
-actions that rewrite or keep it make it whole first (`whole`). push_vlan moves the 12 MAC bytes
-4 bytes back into the headroom and writes the tag (no room: the packet is
+actions that rewrite or keep it make it whole first (`whole`). push_vlan
+moves the 12 MAC bytes 4 bytes back into the headroom and writes the tag (no room: the packet is
 dropped, S_LOST); pop_vlan moves them forward; set_vlan/set_eth rewrite in
 place; set (a masked header field, with checksum updates) is setfield.py's;
 meter runs the token bucket of meter.py at the action's address (a packet
@@ -50,7 +50,6 @@ CT_KEY_MASK = np.uint64(((1 << 8) - 1) << S_CT_STATE | ((1 << 16) - 1) << S_CT_Z
 assert L.FIELDS["ct_zone"][0] == W_CT and L.FIELDS["ct_mark"] == (W_RECIRC, 32, 32)
 
 VLAN_CFI = 0x1000
-POP_READS = TN.ETH_LEN + 60 + TN.UDP_LEN + TN.VXLAN_LEN      # the most tnl_pop reads: IPv4 with options
 
 
 @kernel(nrt=False, inline=True)
@@ -212,7 +211,7 @@ def _tnl_pop(p, slot, off, length, key, arg, move):
     reference stays so when the slot itself moves on and the inner frame's
     headers are in the slot's part (io.headers_fit); else it is made whole."""
     hl = p.xs[2 * slot + XS_HDR]
-    if hl > 0 and (not move or hl < POP_READS):
+    if hl > 0 and (not move or hl < TN.POP_READS):
         whole(p, slot, off, length)
         hl = 0
     dst_port = (arg >> 16) & 0xFFFF

@@ -29,6 +29,7 @@ from pyvswitch.proto.vxlan import (ETH_LEN, IP_LEN, UDP_LEN, VXLAN_FLAGS_I, VXLA
                                    VXLAN_LEN, csum16 as _csum, vxlan_header)
 
 SPORT_MIN, SPORT_MAX = 32768, 61000                       # OVS's tnl_udp_port range
+POP_READS = ETH_LEN + 60 + UDP_LEN + VXLAN_LEN            # the most tnl_pop reads (IPv4 with options)
 
 E_SHORT, E_NOT_IP, E_BAD_IP, E_FRAG, E_NOT_UDP, E_BAD_UDP, E_NOT_VXLAN = 1, 2, 3, 4, 5, 6, 7
 POP_ERRORS = {E_SHORT: "truncated", E_NOT_IP: "not IPv4", E_BAD_IP: "bad IPv4 header",

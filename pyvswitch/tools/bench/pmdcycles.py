@@ -119,6 +119,12 @@ class Rig:
             p.close()
 
 
+def flows_rig(rundir, flows, pmd_cpu):
+    """A Rig whose upcalls install `actions(flows, in_port)` under MASK."""
+    return Rig(rundir, lambda keys, in_ports, pk: [(actions(flows, int(ip)), MASK) for ip in in_ports],
+               pmd_cpus=[pmd_cpu])
+
+
 def measure(rig, frame, reps, guest_cpu):
     pmd = rig.dp.pmds[0]
     pmd.park()
@@ -160,8 +166,7 @@ def main(argv=None):
     os.sched_setaffinity(0, {a.pmd_cpu})
     frame = udp_frame(a.size)
     with tempfile.TemporaryDirectory(prefix="pvs-cycles-") as d:
-        rig = Rig(d, lambda keys, in_ports, pk: [(actions(a.flows, int(ip)), MASK) for ip in in_ports],
-                  pmd_cpus=[a.pmd_cpu])
+        rig = flows_rig(d, a.flows, a.pmd_cpu)
         try:
             if not rig.first_frame(frame, timeout=600):        # a cold numba cache compiles first
                 print("pvs-bench pmd-cycles: the first frame did not cross", file=sys.stderr)

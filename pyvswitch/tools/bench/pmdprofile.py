@@ -134,8 +134,7 @@ def child(a):
     os.sched_setaffinity(0, {a.pmd_cpu})
     frame = PC.udp_frame(a.size)
     with tempfile.TemporaryDirectory(prefix="pvs-profile-") as d:
-        rig = PC.Rig(d, lambda keys, in_ports, pk: [(PC.actions(a.flows, int(ip)), PC.MASK) for ip in in_ports],
-                     pmd_cpus=[a.pmd_cpu])
+        rig = PC.flows_rig(d, a.flows, a.pmd_cpu)
         try:
             if not rig.first_frame(frame, timeout=1800):     # the debug build compiles first
                 print("pvs-bench pmd-profile: the first frame did not cross", file=sys.stderr)
